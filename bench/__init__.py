@@ -1,0 +1,1 @@
+"""Benchmark harness for orderflow (not imported by the application)."""

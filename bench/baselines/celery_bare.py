@@ -1,0 +1,84 @@
+"""Bare Celery baseline: default settings, prefork pool, concurrency 1,
+one worker process per queue, no-op tasks that only INCR a Redis counter."""
+
+from __future__ import annotations
+
+import functools
+import socket
+
+import redis
+from celery import Celery
+
+from bench.baselines import QUEUES
+from bench.common import COUNTER_KEY, WorkerSet, flush, measure, python_m, wait_for
+
+WORKER_MODULE = "bench.baselines.celery_worker"
+
+
+@functools.cache
+def _counter_client(url: str) -> redis.Redis:
+    # One client per (forked) process; redis-py pools reconnect after fork.
+    return redis.Redis.from_url(url)
+
+
+def create_app(redis_url: str) -> Celery:
+    """Celery app with one no-op task per queue; everything else left default
+    except the serializer, pinned to JSON (never pickle)."""
+    app = Celery("bench_bare", broker=redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_routes={f"bench.noop.{q}": {"queue": q} for q in QUEUES},
+    )
+    for q in QUEUES:
+
+        def noop(event_id: int) -> None:
+            _counter_client(redis_url).incr(COUNTER_KEY)
+
+        app.task(name=f"bench.noop.{q}", shared=False)(noop)
+    return app
+
+
+def _start_workers(workers: WorkerSet, redis_url: str, app: Celery) -> None:
+    host = socket.gethostname()
+    names = [f"{q}@{host}" for q in QUEUES]
+    for q, name in zip(QUEUES, names, strict=True):
+        # prefork and concurrency 1 spelled out: the default concurrency is the
+        # core count, and we want exactly one executing process per queue.
+        opts = ["-Q", q, "-n", name, "--pool", "prefork", "--concurrency", "1"]
+        argv = python_m("celery", "-A", WORKER_MODULE, "worker", *opts, "--loglevel", "WARNING")
+        workers.spawn(q, argv, {"BENCH_REDIS_URL": redis_url})
+
+    def all_pong() -> bool:
+        workers.check_alive()
+        replies = app.control.ping(destination=names, timeout=0.5, limit=len(names))
+        return {n for r in replies for n in r} >= set(names)
+
+    # Readiness = every worker answers a control ping (its consumer is up).
+    wait_for(all_pong, 90, "celery workers to answer ping", interval=0.1)
+
+
+def run_once(redis_url: str, n_events: int = 2000) -> dict:
+    """Publish n_events x len(QUEUES) no-op tasks and time their execution.
+
+    `redis_url` must be a disposable benchmark Redis: it is flushed first."""
+    flush(redis_url)
+    app = create_app(redis_url)
+    tasks = [app.tasks[f"bench.noop.{q}"] for q in QUEUES]
+    workers = WorkerSet()
+    try:
+        _start_workers(workers, redis_url, app)
+
+        def publish() -> int:
+            n = 0
+            for i in range(n_events):
+                for task in tasks:  # one message per queue per event
+                    task.apply_async((i,))
+                    n += 1
+            return n
+
+        return measure(redis_url, workers, publish, n_events * len(QUEUES))
+    finally:
+        workers.stop()
+        app.close()

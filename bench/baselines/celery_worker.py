@@ -1,0 +1,9 @@
+"""Entry point for `celery -A bench.baselines.celery_worker worker ...`.
+
+The broker URL comes from the environment because each run uses its own Redis."""
+
+import os
+
+from bench.baselines.celery_bare import create_app
+
+app = create_app(os.environ["BENCH_REDIS_URL"])

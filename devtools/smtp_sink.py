@@ -1,0 +1,93 @@
+"""A real SMTP server (aiosmtpd) that stores every accepted message as a file.
+
+    python -m devtools.smtp_sink --port 8025 [--dir var/mail] [--fail-first N --fail-code 451]
+    python -m devtools.smtp_sink --port 8025 --fail-code 550 --fail-first -1   # reject everything
+
+Tests start it in-process with `SmtpSink(...)` to script failures: the first
+`fail_first` messages get `fail_code`, the rest are accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from orders.settings import VAR_DIR
+
+
+class ScriptedHandler:
+    def __init__(self, mail_dir: Path, *, fail_first: int = 0, fail_code: int = 451) -> None:
+        self.mail_dir = mail_dir
+        self.fail_first = fail_first  # -1: fail every message
+        self.fail_code = fail_code
+        self.attempts: list[float] = []  # monotonic time of every DATA, accepted or not
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        with self._lock:
+            self.attempts.append(time.monotonic())
+            failing = self.fail_first < 0 or len(self.attempts) <= self.fail_first
+        if failing:
+            reason = "try later" if self.fail_code < 500 else "rejected"
+            return f"{self.fail_code} scripted failure ({reason})"
+        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time():.6f}-{uuid.uuid4().hex[:8]}.eml"
+        (self.mail_dir / name).write_bytes(envelope.original_content or envelope.content)
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    """An aiosmtpd server on 127.0.0.1:<port> with a ScriptedHandler."""
+
+    def __init__(self, mail_dir: Path, *, port: int = 0, fail_first: int = 0, fail_code: int = 451):
+        from devtools.ports import free_port
+
+        self.handler = ScriptedHandler(mail_dir, fail_first=fail_first, fail_code=fail_code)
+        self.port = port or free_port()
+        self.controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def messages(self) -> list[bytes]:
+        return [p.read_bytes() for p in sorted(self.handler.mail_dir.glob("*.eml"))]
+
+    def start(self) -> None:
+        # A stopped aiosmtpd Controller cannot start again: make a new one each time.
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def __enter__(self) -> SmtpSink:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="SMTP sink storing mail as .eml files")
+    parser.add_argument("--port", type=int, default=8025)
+    parser.add_argument("--dir", type=Path, default=VAR_DIR / "mail")
+    parser.add_argument("--fail-first", type=int, default=0,
+                        help="answer the first N messages with --fail-code (-1: all)")
+    parser.add_argument("--fail-code", type=int, default=451)
+    args = parser.parse_args()
+    with SmtpSink(args.dir, port=args.port, fail_first=args.fail_first, fail_code=args.fail_code):
+        print(f"SMTP sink on 127.0.0.1:{args.port}, storing mail in {args.dir}", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Inventory: take stock for each line, atomically; a line that cannot be filled is backordered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import CursorResult, update
+from sqlalchemy.orm import Session
+
+from orders.models import OrderLine, Product
+
+RESERVED, BACKORDERED = "reserved", "backordered"
+
+
+def reserve_stock(session: Session, payload: dict[str, Any]) -> dict[str, str]:
+    """Decrement stock per line inside the caller's transaction; returns sku -> outcome.
+
+    `stock = stock - q WHERE stock >= q` is a single atomic statement, so
+    concurrent orders can never drive stock negative. Lines are taken in sku
+    order so two orders for the same products cannot deadlock on PostgreSQL.
+    """
+    outcomes: dict[str, str] = {}
+    for line in sorted(payload["lines"], key=lambda ln: ln["sku"]):
+        sku, quantity = line["sku"], int(line["quantity"])
+        result: CursorResult = session.execute(  # type: ignore[assignment]
+            update(Product)
+            .where(Product.sku == sku, Product.stock >= quantity)
+            .values(stock=Product.stock - quantity)
+        )
+        taken = result.rowcount
+        outcomes[sku] = RESERVED if taken == 1 else BACKORDERED
+        session.execute(
+            update(OrderLine)
+            .where(OrderLine.order_id == payload["order_id"], OrderLine.sku == sku)
+            .values(fulfilment=outcomes[sku])
+        )
+    return outcomes

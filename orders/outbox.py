@@ -1,0 +1,39 @@
+"""Reading and marking outbox rows, for the relay and the fast path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from orders.models import OutboxEvent, utcnow
+
+
+def claim_unpublished(session: Session, *, older_than_seconds: float, limit: int) -> Sequence[OutboxEvent]:
+    """Lock a batch of unpublished events for this transaction.
+
+    On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several relays run at once, each
+    taking different rows; SQLite ignores it (it has one writer at a time anyway).
+    """
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    query = (
+        select(OutboxEvent)
+        .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= cutoff)
+        .order_by(OutboxEvent.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalars(query).all()
+
+
+def mark_published(session: Session, event_ids: Sequence[str]) -> int:
+    if not event_ids:
+        return 0
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(event_ids), OutboxEvent.published_at.is_(None))
+        .values(published_at=utcnow(), publish_attempts=OutboxEvent.publish_attempts + 1)
+    )
+    return result.rowcount

@@ -1,0 +1,90 @@
+"""Read models for the API: orders with their per-consumer delivery status, products."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from orders.db import SessionFactory
+from orders.deliveries import PENDING
+from orders.errors import OrderNotFound
+from orders.models import Delivery, Order, OutboxEvent, Product
+from orders.subscriptions import subscribers_of
+
+
+def get_order(session_factory: SessionFactory, order_id: str) -> dict[str, Any]:
+    with session_factory() as session:
+        order = session.scalars(
+            select(Order).options(selectinload(Order.lines)).where(Order.id == order_id)
+        ).one_or_none()
+        if order is None:
+            raise OrderNotFound(f"no order with id {order_id!r}")
+        events = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.aggregate_id == order_id)
+        ).all()
+        deliveries = {
+            (d.event_id, d.consumer): d
+            for d in session.scalars(
+                select(Delivery).where(Delivery.event_id.in_([e.id for e in events]))
+            )
+        }
+    return {
+        **order_summary(order),
+        "lines": [
+            {
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price_cents": line.unit_price_cents,
+                "fulfilment": line.fulfilment,
+            }
+            for line in order.lines
+        ],
+        "events": [
+            {
+                "event_id": event.id,
+                "type": event.event_type,
+                "published": event.published_at is not None,
+                "deliveries": {
+                    sub.consumer: delivery_status(deliveries.get((event.id, sub.consumer)))
+                    for sub in subscribers_of(event.event_type)
+                },
+            }
+            for event in events
+        ],
+    }
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "customer_email": order.customer_email,
+        "customer_name": order.customer_name,
+        "total_cents": order.total_cents,
+        "currency": order.currency,
+        "payment_id": order.payment_id,
+        "created_at": order.created_at.isoformat(),
+    }
+
+
+def delivery_status(delivery: Delivery | None) -> dict[str, Any]:
+    """No record yet means the message has not been picked up: pending."""
+    if delivery is None:
+        return {"state": PENDING, "attempts": 0, "last_error": None}
+    return {
+        "state": delivery.state,
+        "attempts": delivery.attempts,
+        "queue": delivery.queue,
+        "last_error": delivery.last_error,
+        "updated_at": delivery.updated_at.isoformat(),
+    }
+
+
+def list_products(session_factory: SessionFactory) -> list[dict[str, Any]]:
+    with session_factory() as session:
+        products = session.scalars(select(Product).order_by(Product.sku)).all()
+    return [
+        {"sku": p.sku, "name": p.name, "price_cents": p.price_cents, "stock": p.stock}
+        for p in products
+    ]

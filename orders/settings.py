@@ -1,0 +1,68 @@
+"""Application settings, read once from the environment with local defaults.
+
+Built by `Settings.from_env()` in the factories (Flask app, Celery app, CLI),
+never at import time, so tests and embedding projects can pass their own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("ORDERFLOW_VAR_DIR", PROJECT_ROOT / "var"))
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{VAR_DIR / 'orderflow.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=default_database_url)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    smtp_url: str = "smtp://127.0.0.1:8025"
+    mail_from: str = "orders@orderflow.example"
+    # How long the request's after-commit publish may take before the relay takes over.
+    publish_timeout_seconds: float = 0.5
+    # The relay leaves events younger than this to the fast path, so both do not publish them.
+    relay_grace_seconds: float = 2.0
+    relay_poll_seconds: float = 0.5
+    relay_batch_size: int = 200
+    payment_timeout_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            database_url=normalize_database_url(env.get("DATABASE_URL") or defaults.database_url),
+            redis_url=env.get("REDIS_URL") or defaults.redis_url,
+            smtp_url=env.get("SMTP_URL") or defaults.smtp_url,
+            mail_from=env.get("MAIL_FROM") or defaults.mail_from,
+            publish_timeout_seconds=float(
+                env.get("PUBLISH_TIMEOUT_SECONDS", defaults.publish_timeout_seconds)
+            ),
+            relay_grace_seconds=float(env.get("RELAY_GRACE_SECONDS", defaults.relay_grace_seconds)),
+            relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", defaults.relay_poll_seconds)),
+            relay_batch_size=int(env.get("RELAY_BATCH_SIZE", defaults.relay_batch_size)),
+        )
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual `postgres://` / `postgresql://` spellings and use psycopg 3 for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced, for logs and error messages."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

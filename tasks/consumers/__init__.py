@@ -1,0 +1,1 @@
+"""One module per consumer: thin tasks that declare their consumer and call a handler."""

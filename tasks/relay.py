@@ -1,0 +1,85 @@
+"""The outbox relay: publishes every committed event the fast path did not.
+
+Run it as its own process (`python -m tasks.relay`, the Procfile's `relay`).
+It is the safety net for a crash between commit and publish, and for a broker
+outage: events wait in the outbox and go out when Redis is back. Several
+relays may run at once on PostgreSQL: each claims rows with SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from celery import Celery
+
+from orders.outbox import claim_unpublished, mark_published
+from orders.settings import mask_url
+from tasks.publisher import publish_events
+from tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_BACKOFF_SECONDS = 10.0
+
+
+def relay_once(app: Celery, runtime: Runtime, *, grace_seconds: float | None = None) -> int:
+    """Publish one batch of unpublished events; returns how many went out.
+
+    The rows stay locked while publishing, so a concurrent relay skips them;
+    if publishing fails the transaction rolls back and nothing is marked.
+    """
+    settings = runtime.settings
+    grace = settings.relay_grace_seconds if grace_seconds is None else grace_seconds
+    with runtime.session_factory.begin() as session:
+        events = claim_unpublished(session, older_than_seconds=grace, limit=settings.relay_batch_size)
+        if not events:
+            return 0
+        publish_events(app, events)
+        mark_published(session, [event.id for event in events])
+    log.info("relay published %d event(s): %s", len(events), ", ".join(e.id for e in events[:5]))
+    return len(events)
+
+
+def run(app: Celery, runtime: Runtime, stop: threading.Event) -> None:
+    """Loop until `stop` is set: drain full batches at once, poll when idle, back off on errors."""
+    failures = 0
+    log.info("relay started: database=%s broker=%s",
+             mask_url(runtime.settings.database_url), mask_url(app.conf.broker_url))
+    while not stop.is_set():
+        try:
+            published = relay_once(app, runtime)
+            failures = 0
+        except Exception as exc:  # broker or database away: keep the events, try later
+            failures += 1
+            wait = min(MAX_ERROR_BACKOFF_SECONDS, 0.5 * 2 ** min(failures, 6))
+            log.warning("relay could not publish (%s: %s); retrying in %.1fs",
+                        type(exc).__name__, _mask(str(exc), app), wait)
+            stop.wait(wait)
+            continue
+        if published < runtime.settings.relay_batch_size:
+            stop.wait(runtime.settings.relay_poll_seconds)
+
+
+def _mask(text: str, app: Celery) -> str:
+    url = app.conf.broker_url or ""
+    return text.replace(url, mask_url(url)) if url else text
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tasks import app  # registers the consumer tasks, so messages name real tasks
+    from tasks import runtime as runtime_module
+    from tasks.safety import check_or_exit
+
+    check_or_exit(app)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run(app, runtime_module.current(), stop)
+    log.info("relay stopped")
+
+
+if __name__ == "__main__":
+    main()

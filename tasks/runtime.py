@@ -1,0 +1,45 @@
+"""What the tasks need at run time (settings, database), built on first use.
+
+Nothing is read at import time: `configure()` lets tests and embedding
+projects hand in their own settings before the first task runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from orders.db import SessionFactory, make_engine, make_session_factory
+from orders.settings import Settings
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    session_factory: SessionFactory
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def configure(settings: Settings | None = None) -> Runtime:
+    """Build (or rebuild) the runtime from `settings`, or from the environment."""
+    global _current
+    settings = settings or Settings.from_env()
+    runtime = Runtime(settings, make_session_factory(make_engine(settings.database_url)))
+    with _lock:
+        previous, _current = _current, runtime
+    if previous is not None:
+        previous.session_factory.kw["bind"].dispose()
+    return runtime
+
+
+def current() -> Runtime:
+    runtime = _current
+    if runtime is None:
+        with _lock:
+            runtime = _current
+        if runtime is None:
+            return configure()
+    return runtime

@@ -1,0 +1,52 @@
+"""Start-up checks: a worker or relay refuses to run with settings that lose or repeat work."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from orders.subscriptions import all_consumers
+from tasks.policies import policy_for
+
+REQUIRED = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    "worker_send_task_events": True,
+    "task_send_sent_event": True,
+    "task_serializer": "json",
+}
+
+
+class UnsafeSettings(SystemExit):
+    """SystemExit, so that Celery's signal dispatch lets it through and the process stops."""
+
+
+def problems(app: Celery) -> list[str]:
+    conf = app.conf
+    found = [f"{key} must be {want!r} (is {conf.get(key)!r})"
+             for key, want in REQUIRED.items() if conf.get(key) != want]
+    if set(conf.get("accept_content") or []) != {"json"}:
+        found.append(f"accept_content must be ['json'] (is {conf.get('accept_content')!r})")
+    visibility = (conf.get("broker_transport_options") or {}).get("visibility_timeout", 3600)
+    time_limit = conf.get("task_time_limit") or 0
+    if not time_limit:
+        found.append("task_time_limit must be set: an endless task holds its message forever")
+    overrides = conf.get("orderflow_retry_policies")
+    for consumer in all_consumers():
+        cap = policy_for(consumer, overrides).backoff_max
+        if cap + time_limit >= visibility:
+            found.append(
+                f"{consumer}: backoff cap {cap:g}s + task_time_limit {time_limit}s must stay below "
+                f"broker_transport_options['visibility_timeout'] {visibility}s, or Redis runs "
+                "the message twice"
+            )
+    lease = conf.get("orderflow_lease_seconds", 90)
+    if lease <= time_limit:
+        found.append(f"orderflow_lease_seconds {lease:g} must exceed task_time_limit {time_limit}")
+    return found
+
+
+def check_or_exit(app: Celery) -> None:
+    found = problems(app)
+    if found:
+        raise UnsafeSettings("orderflow: refusing to start: " + "; ".join(found))

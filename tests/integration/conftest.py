@@ -1,0 +1,119 @@
+"""Integration fixtures: a real database (SQLite and PostgreSQL), real Redis, real SMTP,
+and an in-process Celery worker (the classic fixture, started per test)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery, signals
+from celery.contrib.testing.worker import start_worker
+
+import tasks
+from devtools.smtp_sink import SmtpSink
+from orders.db import SessionFactory
+from orders.seed import seed_products
+from orders.settings import Settings
+from orders.subscriptions import all_consumers
+from tasks import runtime as runtime_module
+from tests.support.databases import fresh_database
+from tests.support.redis_server import flush
+
+# Short waits, set through the configuration the policies read (not by patching Celery).
+FAST_POLICIES = {
+    "email": {"max_retries": 3, "backoff_base": 0.2, "backoff_max": 1.0},
+    "inventory": {"max_retries": 3, "backoff_base": 0.2, "backoff_max": 1.0},
+    "analytics": {"max_retries": 1, "backoff_base": 0.2, "backoff_max": 1.0},
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def smtp_sink(mail_dir: Path) -> Iterator[SmtpSink]:
+    """An accepting SMTP server; tests script failures through `smtp_sink.handler`."""
+    with SmtpSink(mail_dir) as sink:
+        yield sink
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, smtp_sink: SmtpSink) -> Settings:
+    return Settings(
+        database_url=database_url, redis_url=redis_url, smtp_url=smtp_sink.url,
+        relay_grace_seconds=0.0, relay_poll_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> runtime_module.Runtime:
+    rt = runtime_module.configure(settings)
+    seed_products(rt.session_factory)
+    return rt
+
+
+@pytest.fixture
+def session_factory(runtime: runtime_module.Runtime) -> SessionFactory:
+    return runtime.session_factory
+
+
+@pytest.fixture
+def celery_app(redis_url: str) -> Iterator[Celery]:
+    """The project's own Celery app, pointed at the test Redis, with short retry waits."""
+    app = tasks.app
+    saved = {key: app.conf.get(key) for key in ("broker_url", "orderflow_retry_policies")}
+    app.conf.update(broker_url=redis_url, orderflow_retry_policies=FAST_POLICIES)
+    yield app
+    app.conf.update(saved)
+
+
+@dataclass
+class Executions:
+    """Every task run the worker started: (task name, queue it came from)."""
+
+    runs: list[tuple[str, str]] = field(default_factory=list)
+
+    def on_prerun(self, task: Any = None, **_: Any) -> None:
+        info = task.request.delivery_info or {}
+        self.runs.append((task.name, info.get("routing_key", "")))
+
+
+@pytest.fixture
+def executions() -> Iterator[Executions]:
+    recorder = Executions()
+    signals.task_prerun.connect(recorder.on_prerun, weak=False)
+    yield recorder
+    signals.task_prerun.disconnect(recorder.on_prerun)
+
+
+@pytest.fixture
+def worker(celery_app: Celery, runtime: runtime_module.Runtime, redis_url: str,
+           executions: Executions) -> Iterator[Any]:
+    """A real worker consuming every consumer queue, in a thread of this process.
+
+    Redis is flushed before it starts, so no message of an earlier test can run
+    against this test's database; the worker then declares its queues again.
+    """
+    flush(redis_url)
+    with start_worker(
+        celery_app, pool="threads", concurrency=4, perform_ping_check=False,
+        queues=all_consumers(), loglevel="WARNING", shutdown_timeout=30,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def use_policies(celery_app: Celery) -> Callable[[dict[str, dict[str, Any]]], None]:
+    def apply(overrides: dict[str, dict[str, Any]]) -> None:
+        merged = {k: {**v} for k, v in FAST_POLICIES.items()}
+        for consumer, fields in overrides.items():
+            merged.setdefault(consumer, {}).update(fields)
+        celery_app.conf.orderflow_retry_policies = merged
+
+    return apply

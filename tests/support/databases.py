@@ -1,0 +1,53 @@
+"""Real databases for tests: a fresh SQLite file, or a throwaway PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from orders.migrate import upgrade
+from orders.settings import normalize_database_url
+
+
+def postgres_admin_url() -> str | None:
+    url = os.environ.get("TEST_POSTGRES_URL")
+    return normalize_database_url(url) if url else None
+
+
+def require_postgres() -> str:
+    url = postgres_admin_url()
+    if url is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must test PostgreSQL: set TEST_POSTGRES_URL")
+        pytest.skip("PostgreSQL not configured (set TEST_POSTGRES_URL to run these)")
+    return url
+
+
+@contextmanager
+def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of `kind` ("sqlite" or "postgres"); dropped afterwards."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'orderflow.sqlite3'}"
+        upgrade(url)
+        yield url
+        return
+    admin_url = require_postgres()
+    name = f"orderflow_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

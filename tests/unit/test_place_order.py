@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from orders.errors import InvalidOrder, PaymentDeclined, UnknownProduct
+from orders.models import Order, OutboxEvent
+from orders.place_order import place_order
+from tests.support.orders import order_input
+
+
+def count(session_factory, model) -> int:
+    with session_factory() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def test_success_writes_order_and_its_event_together(session_factory, gateway):
+    published = []
+    placed = place_order(session_factory=session_factory, gateway=gateway,
+                         data=order_input(lines=[{"sku": "mug", "quantity": 3}]),
+                         after_commit=published.append)
+
+    assert placed.total_cents == 3 * 1200
+    assert gateway.charged == [3600]
+    with session_factory() as session:
+        order = session.get(Order, placed.order_id)
+        event = session.get(OutboxEvent, placed.event_id)
+    assert order.payment_id == placed.payment_id
+    assert event.event_type == "order.created"
+    assert event.payload["order_id"] == placed.order_id
+    assert event.payload["lines"] == [
+        {"sku": "mug", "name": "Enamel mug", "quantity": 3, "unit_price_cents": 1200}
+    ]
+    assert [e.id for e in published] == [placed.event_id]
+
+
+def test_declined_payment_writes_nothing(session_factory, gateway):
+    gateway.decline = True
+    published = []
+    with pytest.raises(PaymentDeclined):
+        place_order(session_factory=session_factory, gateway=gateway, data=order_input(),
+                    after_commit=published.append)
+    assert count(session_factory, Order) == 0
+    assert count(session_factory, OutboxEvent) == 0
+    assert published == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"customer_email": "not-an-email"}, "customer_email"),
+        ({"lines": [{"sku": "mug", "quantity": 0}]}, "lines.0.quantity"),
+        ({"lines": [{"sku": "mug", "quantity": "2"}]}, "lines.0.quantity"),
+        ({"lines": []}, "lines"),
+        ({"card_token": ""}, "card_token"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+def test_invalid_input_names_the_field_and_charges_nothing(session_factory, gateway, overrides, field):
+    with pytest.raises(InvalidOrder) as caught:
+        place_order(session_factory=session_factory, gateway=gateway, data=order_input(**overrides))
+    assert field in [d["field"] for d in caught.value.details]
+    assert gateway.charged == []
+    assert count(session_factory, Order) == 0
+
+
+def test_unknown_product_is_refused_before_charging(session_factory, gateway):
+    with pytest.raises(UnknownProduct, match="nope"):
+        place_order(session_factory=session_factory, gateway=gateway,
+                    data=order_input(lines=[{"sku": "nope", "quantity": 1}]))
+    assert gateway.charged == []
+
+
+def test_storage_failure_after_payment_refunds(session_factory, gateway):
+    with session_factory.begin() as session:  # make the insert fail: the table is gone
+        session.execute(OutboxEvent.__table__.delete())
+        session.connection().exec_driver_sql("DROP TABLE outbox")
+    with pytest.raises(OperationalError, match="no such table"):
+        place_order(session_factory=session_factory, gateway=gateway, data=order_input())
+    assert gateway.refunded == ["pay_1"]
+    assert count(session_factory, Order) == 0
+
+
+def test_after_commit_failure_does_not_fail_the_order(session_factory, gateway):
+    def broken(_event):
+        raise ConnectionError("broker down")
+
+    placed = place_order(session_factory=session_factory, gateway=gateway, data=order_input(),
+                         after_commit=broken)
+    assert count(session_factory, Order) == 1
+    assert placed.order_id

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+from celery import Celery
+
+from tasks.safety import UnsafeSettings, check_or_exit, problems
+
+
+def configured(**overrides) -> Celery:
+    app = Celery("safety-test")
+    app.config_from_object("celeryconfig")
+    app.conf.update(overrides)
+    return app
+
+
+def test_shipped_settings_are_safe():
+    assert problems(configured()) == []
+
+
+def test_backoff_cap_near_visibility_timeout_is_refused_with_one_line():
+    app = configured(broker_transport_options={"visibility_timeout": 320})
+    with pytest.raises(UnsafeSettings) as caught:
+        check_or_exit(app)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "email: backoff cap 300s + task_time_limit 60s" in message
+    assert "visibility_timeout'] 320s" in message
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("task_acks_late", False), ("worker_prefetch_multiplier", 4),
+     ("task_serializer", "pickle"), ("accept_content", ["json", "pickle"]),
+     ("worker_send_task_events", False)],
+)
+def test_unsafe_settings_are_named(setting, value):
+    assert any(setting in p for p in problems(configured(**{setting: value})))

@@ -1,0 +1,56 @@
+"""Flask app factory: wires settings, database, payment gateway and the fast publish path."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+
+from orders.db import SessionFactory, make_engine, make_session_factory
+from orders.payments import PaymentGateway, SimulatedGateway
+from orders.place_order import AfterCommit
+from orders.settings import Settings
+
+# A request body larger than this is refused with 413 before it is read.
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    session_factory: SessionFactory
+    gateway: PaymentGateway
+    after_commit: AfterCommit | None
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the API. `config` may carry ORDERFLOW_SETTINGS, PAYMENT_GATEWAY, AFTER_COMMIT."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config.update(config or {})
+    settings: Settings = app.config.get("ORDERFLOW_SETTINGS") or Settings.from_env()
+    session_factory = make_session_factory(make_engine(settings.database_url))
+    gateway = app.config.get("PAYMENT_GATEWAY") or SimulatedGateway(settings.payment_timeout_seconds)
+    after_commit = (
+        app.config["AFTER_COMMIT"]
+        if "AFTER_COMMIT" in app.config
+        else _fast_path(session_factory)
+    )
+    app.extensions["orderflow"] = Services(settings, session_factory, gateway, after_commit)
+
+    from web import errors, routes
+
+    errors.register(app)
+    app.register_blueprint(routes.blueprint)
+    logging.getLogger("orders").setLevel(logging.INFO)
+    return app
+
+
+def _fast_path(session_factory: SessionFactory) -> AfterCommit:
+    from tasks import app as celery_app
+    from tasks.fast_path import AfterCommitPublisher
+
+    return AfterCommitPublisher(celery_app, session_factory)
