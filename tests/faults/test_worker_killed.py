@@ -33,7 +33,7 @@ def states_if(db, event_id: str, wanted: set[str]) -> dict[str, str] | None:
         ("pool-child", "600"),
         # The whole worker dies (host lost): the message stays unacked in Redis for
         # the visibility timeout (an hour); the reconciler republishes it.
-        ("whole-worker", "6"),
+        ("whole-worker", "10"),
     ],
 )
 def test_worker_killed_mid_delivery_completes_once_in_a_new_worker(

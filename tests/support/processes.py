@@ -24,12 +24,14 @@ from devtools.ports import free_port, wait_for_port
 from orders.settings import PROJECT_ROOT
 from tests.support.waiting import wait_until
 
-# Short limits so that leases expire and retries come round within a test's time:
-# time limit < lease (checked by tasks/safety.py), backoff caps of about a second.
+# Short limits so that leases expire and retries come round within a test's time, and
+# still safe (tasks/safety.py): worker_lost_wait + 5 s < time limit < lease, backoff caps
+# of about a second; a reconciler deadline (RECONCILE_AFTER_SECONDS) must then exceed 9 s.
 FAST_ENV = {
-    "TASK_TIME_LIMIT": "3",
-    "TASK_SOFT_TIME_LIMIT": "2",
-    "ORDERFLOW_LEASE_SECONDS": "4",
+    "TASK_TIME_LIMIT": "8",
+    "TASK_SOFT_TIME_LIMIT": "7",
+    "ORDERFLOW_LEASE_SECONDS": "9",
+    "WORKER_LOST_WAIT": "1",
     "ORDERFLOW_RETRY_POLICIES": json.dumps({
         "email": {"max_retries": 5, "backoff_base": 0.2, "backoff_max": 1.0},
         "inventory": {"max_retries": 5, "backoff_base": 0.2, "backoff_max": 1.0},
