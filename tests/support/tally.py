@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from email import message_from_bytes
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from orders.db import SessionFactory
 from orders.models import Delivery, Order, OutboxEvent, RevenueEntry
@@ -42,8 +43,7 @@ def tally(session_factory: SessionFactory, messages: Iterable[bytes]) -> Tally:
         def count(model: type, *where: object) -> int:
             return session.scalar(select(func.count()).select_from(model).where(*where)) or 0  # type: ignore[arg-type]
 
-        states = dict(session.execute(
-            select(Delivery.state, func.count()).group_by(Delivery.state)).tuples().all())
+        states = _states(session)
         return Tally(
             orders=count(Order),
             events=count(OutboxEvent),
@@ -58,7 +58,11 @@ def tally(session_factory: SessionFactory, messages: Iterable[bytes]) -> Tally:
 def settled(session_factory: SessionFactory, expected: int) -> dict[str, int] | None:
     """Delivery states once `expected` deliveries are final, else None (for wait_until)."""
     with session_factory() as session:
-        states = dict(session.execute(
-            select(Delivery.state, func.count()).group_by(Delivery.state)).tuples().all())
+        states = _states(session)
     final = states.get("succeeded", 0) + states.get("dead", 0)
     return states if final >= expected else None
+
+
+def _states(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
+    return {state: count for state, count in rows}
