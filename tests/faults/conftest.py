@@ -71,10 +71,16 @@ def stalling(mail_sink: SmtpSink) -> StallingHandler:
 
 
 @pytest.fixture
-def procs(tmp_path: Path, db: SessionFactory, pg_url: str, owned_redis: OwnedRedis,
+def process_database_url(pg_url: str) -> str:
+    """The DATABASE_URL of the system's processes (a test may route it through a proxy)."""
+    return pg_url
+
+
+@pytest.fixture
+def procs(tmp_path: Path, db: SessionFactory, process_database_url: str, owned_redis: OwnedRedis,
           mail_sink: SmtpSink) -> Iterator[Processes]:
     processes = Processes(tmp_path / "logs", process_env(
-        database_url=pg_url, redis_url=owned_redis.url, smtp_url=mail_sink.url))
+        database_url=process_database_url, redis_url=owned_redis.url, smtp_url=mail_sink.url))
     yield processes
     processes.stop_all()
 
