@@ -7,6 +7,7 @@ log file per process that the test reads (readiness, rejections, secrets).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -79,10 +80,8 @@ class Proc:
         return self.popen.poll() is None
 
     def kill_group(self, sig: int = signal.SIGKILL) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = 15) -> None:
         if not self.alive():
