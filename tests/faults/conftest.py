@@ -77,10 +77,15 @@ def process_database_url(pg_url: str) -> str:
 
 
 @pytest.fixture
+def process_smtp_url(mail_sink: SmtpSink) -> str:
+    return mail_sink.url
+
+
+@pytest.fixture
 def procs(tmp_path: Path, db: SessionFactory, process_database_url: str, owned_redis: OwnedRedis,
-          mail_sink: SmtpSink) -> Iterator[Processes]:
+          process_smtp_url: str) -> Iterator[Processes]:
     processes = Processes(tmp_path / "logs", process_env(
-        database_url=process_database_url, redis_url=owned_redis.url, smtp_url=mail_sink.url))
+        database_url=process_database_url, redis_url=owned_redis.url, smtp_url=process_smtp_url))
     yield processes
     processes.stop_all()
 

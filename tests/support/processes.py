@@ -118,7 +118,8 @@ class Processes:
         port = free_port()
         proc = self.start("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
                                   "--workers", str(workers), "--threads", str(threads),
-                                  "--worker-class", "gthread", "web:create_app()"])
+                                  "--worker-class", "gthread", "--access-logfile", "-",
+                                  "web:create_app()"])
         try:
             wait_for_port(port, timeout=30)
         except TimeoutError:
