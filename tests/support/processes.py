@@ -83,18 +83,6 @@ class Proc:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
 
-    def stop(self, timeout: float = 15) -> None:
-        if not self.alive():
-            return
-        self.kill_group(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill_group(signal.SIGKILL)
-            self.popen.wait(timeout=10)
-        # Pool children may outlive a killed parent for a moment: finish them too.
-        self.kill_group(signal.SIGKILL)
-
 
 @dataclass
 class Processes:
@@ -155,9 +143,19 @@ class Processes:
     def logs(self) -> str:
         return "\n".join(f"===== {p.log.name}\n{p.text()}" for p in self.started)
 
-    def stop_all(self) -> None:
-        for proc in reversed(self.started):
-            proc.stop()
+    def stop_all(self, grace: float = 5.0) -> None:
+        """SIGTERM everything at once, give it `grace` seconds, then SIGKILL each group."""
+        running = [proc for proc in self.started if proc.alive()]
+        for proc in running:
+            proc.kill_group(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        for proc in self.started:
+            proc.kill_group(signal.SIGKILL)  # pool children may outlive their parent for a moment
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=10)
 
 
 class OwnedRedis:
