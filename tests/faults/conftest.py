@@ -32,7 +32,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     procs = getattr(item, "funcargs", {}).get("procs")
     if report.failed and isinstance(procs, Processes):
         # The processes' own words are the best clue to a failed fault test.
-        report.sections.append(("process logs (tail)", procs.logs()[-12000:]))
+        for proc in procs.started:
+            report.sections.append((f"{proc.log.name} (tail)", proc.text()[-3000:]))
 
 
 @pytest.fixture
