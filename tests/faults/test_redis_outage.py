@@ -75,6 +75,7 @@ def test_redis_restarted_empty_under_queued_messages_reconciler_republishes_them
     assert figures.revenue_rows == 20
     assert _stock(db)["mug"] == 100 - 20
     log = relay.text()
+    print("\n".join(line[:300] for line in log.splitlines() if "reconciler republished" in line))
     assert "reconciler republished" in log
     assert "consumer=inventory" not in log, "only the lost deliveries are republished"
 
