@@ -32,6 +32,9 @@ class Settings:
     relay_poll_seconds: float = 0.5
     relay_batch_size: int = 200
     payment_timeout_seconds: float = 2.0
+    # A comment line on an idle Server-Sent Events stream, so proxies keep it open
+    # and a closed client is noticed.
+    sse_keepalive_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -48,6 +51,7 @@ class Settings:
             relay_grace_seconds=float(env.get("RELAY_GRACE_SECONDS", defaults.relay_grace_seconds)),
             relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", defaults.relay_poll_seconds)),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", defaults.relay_batch_size)),
+            sse_keepalive_seconds=float(env.get("SSE_KEEPALIVE_SECONDS", defaults.sse_keepalive_seconds)),
         )
 
 
