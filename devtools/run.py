@@ -14,7 +14,7 @@ from devtools.local_redis import is_reachable
 from devtools.ports import free_port, port_is_free
 from orders.settings import VAR_DIR, mask_url
 
-APP_PROCESSES = ["web", "relay", "email", "inventory", "analytics", "flower"]
+APP_PROCESSES = ["web", "relay", "email", "inventory", "analytics", "notifications", "flower"]
 
 
 def plan(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:

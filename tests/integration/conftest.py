@@ -103,7 +103,7 @@ def worker(celery_app: Celery, runtime: runtime_module.Runtime, redis_url: str,
     flush(redis_url)
     with start_worker(
         celery_app, pool="threads", concurrency=4, perform_ping_check=False,
-        queues=all_consumers(), loglevel="WARNING", shutdown_timeout=30,
+        queues=[*all_consumers(), "notifications"], loglevel="WARNING", shutdown_timeout=30,
     ) as running:
         yield running
 
