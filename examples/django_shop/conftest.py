@@ -14,7 +14,6 @@ def orderflow(settings, runtime, celery_app):
     (`settings` here is orderflow's fixture; Django's is reached through django.conf.)
     """
     from django.conf import settings as django_settings
-
     from shop.orderflow import services
 
     saved = django_settings.ORDERFLOW

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 from django.test import Client
+from shop.models import Feedback
 
 from orders.payments import CARD_DECLINED
-from shop.models import Feedback
 from tasks.relay import relay_once
 from tests.support.orders import all_final, order_input
 from tests.support.waiting import wait_until
 
-pytestmark = __import__("pytest").mark.django_db
+pytestmark = pytest.mark.django_db
 
 
 def queued(redis_url: str, queue: str) -> int:

@@ -26,6 +26,7 @@ class Orderflow:
 @functools.cache
 def services() -> Orderflow:
     from shop_project.celery import app as celery_app
+
     from tasks.fast_path import AfterCommitPublisher
 
     settings = Settings.from_env({**os.environ, **django_settings.ORDERFLOW})
