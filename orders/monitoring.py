@@ -33,10 +33,13 @@ def snapshot(session_factory: SessionFactory) -> Snapshot:
                     Delivery.consumer, Delivery.state)
             )
         }
-        retries = dict(session.execute(  # type: ignore[arg-type]
-            select(DeliveryError.consumer, func.count())
-            .where(DeliveryError.outcome == RETRYING).group_by(DeliveryError.consumer)
-        ).tuples().all())
+        retries = {
+            consumer: count
+            for consumer, count in session.execute(
+                select(DeliveryError.consumer, func.count())
+                .where(DeliveryError.outcome == RETRYING).group_by(DeliveryError.consumer)
+            )
+        }
         unpublished, oldest = session.execute(
             select(func.count(), func.min(OutboxEvent.created_at)).where(OutboxEvent.published_at.is_(None))
         ).one()
