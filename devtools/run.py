@@ -90,8 +90,11 @@ def main() -> None:
     where = f" (mail stored in {VAR_DIR / 'mail'})" if "smtp" in processes else ""
     print(f"smtp     {env['SMTP_URL']}{where}")
     if "smtp" in processes and env.get("SMTP_SINK_FAIL_CODE"):
-        print(f"smtp     the sink answers every message with {env['SMTP_SINK_FAIL_CODE']} "
-              "(SMTP_SINK_FAIL_CODE; restart without it to accept mail again)")
+        first = env.get("SMTP_SINK_FAIL_FIRST") or "-1"
+        which = "every message" if first.strip() == "-1" else f"the first {first} message(s)"
+        print(f"smtp     the sink answers {which} with {env['SMTP_SINK_FAIL_CODE']} (SMTP_SINK_FAIL_CODE)")
+    if "redis" in processes:  # the CLI's replay publishes to the broker: it must be this one
+        print(f"cli      in another terminal: export REDIS_URL={env['REDIS_URL']}; .venv/bin/orderflow ...")
     # Honcho would let .env override what was planned above: hand it the final environment only.
     honcho = [sys.executable, "-m", "honcho", "start", "--env", os.devnull, *processes]
     os.execvpe(honcho[0], honcho, env)

@@ -21,7 +21,7 @@ from orders import dead_letter_actions as actions
 from orders import dead_letters
 from orders.db import SessionFactory, make_engine, make_session_factory
 from orders.errors import InvalidArgument
-from orders.settings import Settings
+from orders.settings import Settings, mask_url
 
 ERROR_WIDTH = 70
 
@@ -102,6 +102,7 @@ def _replay(args: argparse.Namespace, session_factory: SessionFactory) -> None:
     if not bulk and (args.since or args.until or args.error):
         raise InvalidArgument("--since/--until/--error select a bulk replay: add --consumer")
     publish = replay_publisher()
+    print(f"broker: {_broker()}")
     if not bulk:
         done = actions.replay_dead_letter(session_factory, ref=args.id, actor=args.by,
                                           reason=args.reason, publish=publish)
@@ -122,6 +123,12 @@ def _replay(args: argparse.Namespace, session_factory: SessionFactory) -> None:
 def _discard(args: argparse.Namespace, session_factory: SessionFactory) -> None:
     done = actions.discard_dead_letter(session_factory, ref=args.id, actor=args.by, reason=args.reason)
     print(f"discarded delivery {done['id']} ({done['task_id']})")
+
+
+def _broker() -> str:
+    from tasks import app
+
+    return mask_url(str(app.conf.broker_url))
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

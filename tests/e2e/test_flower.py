@@ -27,7 +27,7 @@ from orders.seed import seed_products
 from orders.subscriptions import task_id_for
 from tasks.publisher import publish_events
 from tests.support import processes
-from tests.support.browser import chromium, screenshot  # noqa: F401  (fixture)
+from tests.support.browser import screenshot
 from tests.support.databases import fresh_database
 from tests.support.orders import outbox_event, place
 from tests.support.redis_server import flush

@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from devtools.ports import free_port
-from tests.support.browser import chromium, screenshot  # noqa: F401  (fixture)
+from tests.support.browser import screenshot
 from tests.support.dead_letters import order_with_dead_email
 from tests.support.orders import deliveries_of
 from web import create_app
