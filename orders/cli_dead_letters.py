@@ -66,7 +66,7 @@ def _list(args: argparse.Namespace, session_factory: SessionFactory) -> None:
     if not rows:
         print(f"no {filters.state} deliveries match")
         return
-    print(table(["ID", "CONSUMER", "ATTEMPTS", "SINCE (UTC)", "TASK ID", "LAST ERROR"],
+    print(table(["ID", "CONSUMER", "ATTEMPTS", "DIED (UTC)", "TASK ID", "LAST ERROR"],
                 [[r["id"], r["consumer"], r["attempts"], r["updated_at"], r["task_id"],
                   _clip(r["last_error"])] for r in rows]))
     print(f"{len(rows)} {filters.state} deliver{'y' if len(rows) == 1 else 'ies'}")
@@ -102,11 +102,11 @@ def _replay(args: argparse.Namespace, session_factory: SessionFactory) -> None:
     if not bulk and (args.since or args.until or args.error):
         raise InvalidArgument("--since/--until/--error select a bulk replay: add --consumer")
     publish = replay_publisher()
-    print(f"broker: {_broker()}")
     if not bulk:
         done = actions.replay_dead_letter(session_factory, ref=args.id, actor=args.by,
                                           reason=args.reason, publish=publish)
-        print(f"replayed delivery {done.delivery_id}: task {done.task_id} sent to queue {done.consumer}")
+        print(f"replayed delivery {done.delivery_id}: task {done.task_id} sent to queue {done.consumer} "
+              f"on {_broker()}")
         return
     filters = dead_letters.make_filters(consumer=args.consumer, error=args.error, since=args.since,
                                         until=args.until, limit=args.limit)
@@ -117,7 +117,7 @@ def _replay(args: argparse.Namespace, session_factory: SessionFactory) -> None:
     )
     for delivery_id, why in result.refused:
         print(f"skipped delivery {delivery_id}: {why}")
-    print(f"{len(result.replayed)} replayed, {len(result.refused)} skipped")
+    print(f"{len(result.replayed)} replayed, {len(result.refused)} skipped (broker {_broker()})")
 
 
 def _discard(args: argparse.Namespace, session_factory: SessionFactory) -> None:

@@ -87,7 +87,7 @@ def test_bulk_replay_by_consumer_and_discard(celery_app, runtime, worker, smtp_s
     code, out, _ = orderflow("dead-letters", "discard", str(first_id), "--reason", "customer cancelled")
     assert code == 0 and f"discarded delivery {first_id}" in out
     code, out, _ = orderflow("dead-letters", "replay", "--consumer", "email", "--since", "1h", "--rate", "20")
-    assert code == 0 and out.strip().endswith("1 replayed, 0 skipped")
+    assert code == 0 and "1 replayed, 0 skipped" in out
     wait_until(lambda: deliveries_of(runtime.session_factory, second.event_id)["email"].state == "succeeded")
     assert deliveries_of(runtime.session_factory, first.event_id)["email"].state == "discarded"
     assert len(smtp_sink.messages()) == 1
