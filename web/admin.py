@@ -7,6 +7,8 @@ task links to Flower (`<FLOWER_URL>/task/<event_id>:<consumer>`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 
 from orders import dead_letter_actions as actions
@@ -52,32 +54,34 @@ def page():  # type: ignore[no-untyped-def]
 
 @blueprint.post("/dead-letters/<ref>/replay")
 def replay(ref: str):  # type: ignore[no-untyped-def]
-    svc = services()
-    auth.check_form(svc.settings.admin_password)
-    try:
+    def act() -> str:
         done = actions.replay_dead_letter(
-            svc.session_factory,
-            ref=ref,
-            actor=admin_api.actor(request.form.get("by")),
-            reason=_reason("replayed from the operator page"),
-            publish=admin_api.publisher(),
-        )
-    except OrderflowError as exc:
-        return redirect(url_for("admin.page", problem=exc.message))
-    return redirect(url_for("admin.page", notice=f"replayed delivery {done.delivery_id} ({done.task_id})"))
+            services().session_factory, ref=ref, actor=admin_api.actor(request.form.get("by")),
+            reason=_reason("replayed from the operator page"), publish=admin_api.publisher())
+        return f"replayed delivery {done.delivery_id} ({done.task_id})"
+
+    return _form_action(act)
 
 
 @blueprint.post("/dead-letters/<ref>/discard")
 def discard(ref: str):  # type: ignore[no-untyped-def]
-    svc = services()
-    auth.check_form(svc.settings.admin_password)
-    try:
+    def act() -> str:
         done = actions.discard_dead_letter(
-            svc.session_factory, ref=ref, actor=admin_api.actor(request.form.get("by")), reason=_reason("")
-        )
-    except OrderflowError as exc:
+            services().session_factory, ref=ref, actor=admin_api.actor(request.form.get("by")),
+            reason=_reason(""))
+        return f"discarded delivery {done['id']}"
+
+    return _form_action(act)
+
+
+def _form_action(act: Callable[[], str]):  # type: ignore[no-untyped-def]
+    """Check the form token, act, and go back to the page saying what happened."""
+    auth.check_form(services().settings.admin_password)
+    try:
+        notice = act()
+    except OrderflowError as exc:  # refused (e.g. already succeeded): shown, not a crash
         return redirect(url_for("admin.page", problem=exc.message))
-    return redirect(url_for("admin.page", notice=f"discarded delivery {done['id']}"))
+    return redirect(url_for("admin.page", notice=notice))
 
 
 def _reason(default: str) -> str:
