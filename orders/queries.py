@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -76,7 +77,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "total_cents": order.total_cents,
         "currency": order.currency,
         "payment_id": order.payment_id,
-        "created_at": order.created_at.isoformat(),
+        "created_at": iso(order.created_at),
     }
 
 
@@ -90,8 +91,13 @@ def delivery_status(delivery: Delivery | None) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "queue": delivery.queue,
         "last_error": delivery.last_error,
-        "updated_at": delivery.updated_at.isoformat(),
+        "updated_at": iso(delivery.updated_at),
     }
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 with the zone: SQLite returns naive datetimes, which we always store in UTC."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 def list_products(session_factory: SessionFactory) -> list[dict[str, Any]]:
