@@ -20,6 +20,7 @@ from orders.db import SessionFactory
 from orders.deliveries import DEAD, DISCARDED
 from orders.errors import DeliveryNotFound, InvalidArgument
 from orders.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent, utcnow
+from orders.queries import iso
 from orders.subscriptions import all_consumers, task_id_for
 
 LISTABLE_STATES = (DEAD, DISCARDED)
@@ -167,8 +168,5 @@ def _filtered(query: Select, filters: Filters) -> Select:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes (stored as UTC)
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat(timespec="seconds")
+    """To the second: what an operator reads in a table."""
+    return None if moment is None else iso(moment.replace(microsecond=0))
