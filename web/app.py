@@ -26,7 +26,8 @@ class Services:
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the API. `config` may carry ORDERFLOW_SETTINGS, PAYMENT_GATEWAY, AFTER_COMMIT."""
+    """Build the API. `config` may carry ORDERFLOW_SETTINGS, PAYMENT_GATEWAY, AFTER_COMMIT,
+    REPLAY_PUBLISH (how a dead-letter replay is published; default: the Celery app)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -41,10 +42,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["orderflow"] = Services(settings, session_factory, gateway, after_commit)
 
-    from web import errors, routes
+    from web import admin, errors, metrics, routes
 
     errors.register(app)
     app.register_blueprint(routes.blueprint)
+    admin.register(app)  # the operator page and /admin/api (basic auth)
+    metrics.register(app, session_factory)
     logging.getLogger("orders").setLevel(logging.INFO)
     return app
 
