@@ -32,6 +32,10 @@ class Settings:
     relay_poll_seconds: float = 0.5
     relay_batch_size: int = 200
     payment_timeout_seconds: float = 2.0
+    # The operator pages and /admin/api need it (HTTP basic auth, user `admin`); unset = disabled.
+    admin_password: str | None = field(default=None, repr=False)
+    # Where the operator page links a task to (`<flower_url>/task/<task id>`).
+    flower_url: str = "http://127.0.0.1:5555"
     # A comment line on an idle Server-Sent Events stream, so proxies keep it open
     # and a closed client is noticed.
     sse_keepalive_seconds: float = 15.0
@@ -51,6 +55,8 @@ class Settings:
             relay_grace_seconds=float(env.get("RELAY_GRACE_SECONDS", defaults.relay_grace_seconds)),
             relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", defaults.relay_poll_seconds)),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", defaults.relay_batch_size)),
+            admin_password=env.get("ORDERFLOW_ADMIN_PASSWORD") or None,
+            flower_url=(env.get("FLOWER_URL") or defaults.flower_url).rstrip("/"),
             sse_keepalive_seconds=float(env.get("SSE_KEEPALIVE_SECONDS", defaults.sse_keepalive_seconds)),
         )
 

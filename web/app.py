@@ -29,7 +29,8 @@ class Services:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the API. `config` may carry ORDERFLOW_SETTINGS, PAYMENT_GATEWAY, AFTER_COMMIT
-    (the durable publisher; None: leave it to the relay) and IN_PROCESS_EVENTS (default True)."""
+    (the durable publisher; None: leave it to the relay), IN_PROCESS_EVENTS (default True),
+    REPLAY_PUBLISH (how a dead-letter replay is published; default: the Celery app)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -47,12 +48,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         after_commit = combine(InProcessDispatcher(settings), after_commit)
     app.extensions["orderflow"] = Services(settings, session_factory, gateway, after_commit)
 
-    from web import customers, errors, live, routes
+    from web import admin, customers, errors, live, metrics, routes
 
     errors.register(app)
     app.register_blueprint(routes.blueprint)
     app.register_blueprint(customers.blueprint)
     app.register_blueprint(live.blueprint)
+    admin.register(app)  # the operator page and /admin/api (basic auth)
+    metrics.register(app, session_factory)
     logging.getLogger("orders").setLevel(logging.INFO)
     return app
 

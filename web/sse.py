@@ -3,9 +3,12 @@
 Order of operations matters: subscribe to the events' pub/sub channels FIRST,
 then read the current state from the database. A change committed in between
 arrives on the channel (and is dropped as a duplicate if the read already saw
-it); reading first would lose it. Statuses only move forward — a message older
-than what was already sent is skipped — so the client sees each delivery's
-states in order: pending, running, retrying (attempt n), ..., succeeded | dead.
+it); reading first would lose it. Channel messages only move a delivery forward —
+one older than what was already sent is skipped — so the client sees each
+delivery's states in order: pending, running, retrying (attempt n), ...,
+succeeded | dead. A database read is never older than a message already sent
+(a state is announced after it commits), so what it shows is sent as is: that
+is how an operator's replay of a dead letter (back to pending) shows up.
 
 Pub/sub is a hint, the database is the truth: the state is read again at every
 keep-alive, and every second while Redis is unreachable, so a lost message
@@ -31,7 +34,7 @@ log = logging.getLogger(__name__)
 Status = dict[str, Any]
 Snapshot = Callable[[], list[Status]]
 
-RANK = {"pending": 0, "running": 1, "retrying": 2, "succeeded": 3, "dead": 3}
+RANK = {"pending": 0, "running": 1, "retrying": 2, "succeeded": 3, "dead": 3, "discarded": 4}
 POLL_SECONDS_WITHOUT_REDIS = 1.0
 
 
@@ -40,7 +43,7 @@ def delivery_stream(*, redis_url: str, event_ids: list[str], snapshot: Snapshot,
     pubsub = _subscribe(redis_url, event_ids)
     try:
         sent: dict[tuple[str, str], Status] = {}
-        yield from _forward(snapshot(), sent)
+        yield from _forward(snapshot(), sent, from_database=True)
         last_write = last_read = time.monotonic()
         while not _all_final(sent):
             wait = min(keepalive_seconds, 1.0)
@@ -53,7 +56,7 @@ def delivery_stream(*, redis_url: str, event_ids: list[str], snapshot: Snapshot,
             reread_every = keepalive_seconds if pubsub is not None else POLL_SECONDS_WITHOUT_REDIS
             if now - last_read >= reread_every:
                 last_read = now
-                for chunk in _forward(snapshot(), sent):
+                for chunk in _forward(snapshot(), sent, from_database=True):
                     last_write = now
                     yield chunk
             if now - last_write >= keepalive_seconds:
@@ -69,12 +72,20 @@ def format_event(status: Status) -> str:
     return f"data: {json.dumps(status)}\n\n"
 
 
-def _forward(statuses: list[Status], sent: dict[tuple[str, str], Status]) -> Iterator[str]:
-    """Yield the statuses that move a delivery forward, and remember them."""
+def _forward(statuses: list[Status], sent: dict[tuple[str, str], Status], *,
+             from_database: bool = False) -> Iterator[str]:
+    """Yield the statuses that change what the client saw, and remember them.
+
+    From the channel: only a step forward. From the database: any difference.
+    """
     for status in statuses:
         key = (status["event_id"], status["consumer"])
-        if key in sent and _progress(status) <= _progress(sent[key]):
-            continue
+        previous = sent.get(key)
+        if previous is not None:
+            if from_database and _progress(status) == _progress(previous):
+                continue
+            if not from_database and _progress(status) <= _progress(previous):
+                continue
         sent[key] = status
         yield format_event(status)
 

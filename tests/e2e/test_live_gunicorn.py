@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from orders.settings import PROJECT_ROOT
 from tests.e2e.test_procfile import http_json
 from tests.support.databases import fresh_database
 from tests.support.orders import order_input
+from tests.support.processes import stop
 from tests.support.sse import open_stream
 
 pytestmark = pytest.mark.e2e
@@ -43,12 +43,7 @@ def gunicorn(tmp_path: Path, redis_url: str) -> Iterator[str]:
             wait_for_port(port, timeout=30)
             yield f"http://127.0.0.1:{port}"
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+            stop(process)
 
 
 def test_open_streams_keep_streaming_while_other_requests_are_answered(gunicorn: str):

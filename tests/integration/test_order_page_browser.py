@@ -3,34 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 
 import pytest
 
 from tasks.relay import relay_once
+from tests.support.browser import screenshot
 from tests.support.http_server import serve
 from tests.support.orders import place
 from web import create_app
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def browser_page():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the browser test: no Chromium at {CHROMIUM}")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+def browser_page(chromium):
+    """A page of the shared headless Chromium (tests/support/browser.py: skipped without it, except in CI)."""
+    context = chromium.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the browser is what is tested
@@ -60,3 +52,4 @@ def test_order_page_shows_email_retrying_then_succeeded_live(
         for consumer in ("inventory", "analytics"):
             expect(browser_page.locator(f"#delivery-{consumer} .state")).to_have_text("succeeded")
         expect(browser_page.locator("#stream-state")).to_have_text("all final", timeout=5_000)
+        screenshot(browser_page, "order-page-live")

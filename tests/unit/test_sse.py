@@ -27,3 +27,12 @@ def test_duplicates_and_stale_statuses_are_not_sent_again():
         ("email", "pending", 0), ("inventory", "pending", 0), ("email", "running", 1),
         ("email", "retrying", 1), ("email", "succeeded", 2)]
     assert all(c.endswith("\n\n") for c in chunks)
+
+
+def test_the_database_is_sent_as_is_so_a_replayed_dead_letter_shows_up():
+    sent: dict = {}
+    list(_forward([status("email", "dead", 3)], sent, from_database=True))
+    assert list(_forward([status("email", "running", 1)], sent)) == []  # channel: looks stale
+    [chunk] = _forward([status("email", "pending", 0)], sent, from_database=True)  # replayed
+    assert json.loads(chunk.removeprefix("data: "))["state"] == "pending"
+    assert list(_forward([status("email", "pending", 0)], sent, from_database=True)) == []
