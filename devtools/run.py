@@ -17,7 +17,7 @@ from devtools.ports import free_port, port_is_free
 from devtools.secrets import ensure_password
 from orders.settings import VAR_DIR, mask_url
 
-APP_PROCESSES = ["web", "relay", "email", "inventory", "analytics", "flower"]
+APP_PROCESSES = ["web", "relay", "email", "inventory", "analytics", "notifications", "flower"]
 
 
 def plan(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:

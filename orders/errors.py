@@ -53,6 +53,21 @@ class OrderNotFound(OrderflowError):
     code = "order_not_found"
 
 
+# --- customers (HTTP 422/409) -------------------------------------------------------
+
+
+class InvalidSignup(OrderflowError):
+    """The signup input is invalid (HTTP 422). `details` names the fields."""
+
+    code = "invalid_signup"
+
+
+class CustomerExists(OrderflowError):
+    """A customer with that email already signed up (HTTP 409)."""
+
+    code = "customer_exists"
+
+
 # --- consumers: how a handler tells its task what to do ----------------------------
 
 

@@ -168,3 +168,16 @@ class DeadLetterAction(Base):
     # The attempts the delivery had used up before this action (replay resets them).
     attempts_before: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Customer(Base):
+    """A signed-up customer; signing up writes `customer.signed_up` to the outbox."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("email", name="uq_customers_email"),)

@@ -36,6 +36,9 @@ class Settings:
     admin_password: str | None = field(default=None, repr=False)
     # Where the operator page links a task to (`<flower_url>/task/<task id>`).
     flower_url: str = "http://127.0.0.1:5555"
+    # A comment line on an idle Server-Sent Events stream, so proxies keep it open
+    # and a closed client is noticed.
+    sse_keepalive_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -54,6 +57,7 @@ class Settings:
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", defaults.relay_batch_size)),
             admin_password=env.get("ORDERFLOW_ADMIN_PASSWORD") or None,
             flower_url=(env.get("FLOWER_URL") or defaults.flower_url).rstrip("/"),
+            sse_keepalive_seconds=float(env.get("SSE_KEEPALIVE_SECONDS", defaults.sse_keepalive_seconds)),
         )
 
 

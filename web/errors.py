@@ -22,6 +22,8 @@ STATUS_BY_ERROR: list[tuple[type[errors.OrderflowError], int]] = [
     (errors.PaymentDeclined, 402),
     (errors.PaymentUnavailable, 503),
     (errors.OrderNotFound, 404),
+    (errors.InvalidSignup, 422),
+    (errors.CustomerExists, 409),
     (errors.InvalidArgument, 422),
     (errors.DeliveryNotFound, 404),
     (errors.NotReplayable, 409),

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
-from devtools.ports import free_port
 from tests.support.browser import screenshot
 from tests.support.dead_letters import order_with_dead_email
+from tests.support.http_server import serve
 from tests.support.orders import deliveries_of
 from web import create_app
 
@@ -23,15 +21,8 @@ PASSWORD = "browser-test-password"
 def web_url(settings, runtime, celery_app) -> Iterator[str]:
     """The real web app on a loopback port (threaded server), replaying through the real broker."""
     configured = dataclasses.replace(settings, admin_password=PASSWORD)
-    server = make_server("127.0.0.1", free_port(), create_app(
-        {"ORDERFLOW_SETTINGS": configured, "AFTER_COMMIT": None}), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serve(create_app({"ORDERFLOW_SETTINGS": configured, "AFTER_COMMIT": None})) as url:
+        yield url
 
 
 def test_replay_button_turns_a_dead_email_into_a_succeeded_one(chromium, web_url, celery_app, runtime,
