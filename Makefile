@@ -20,6 +20,8 @@ run: install
 
 test: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -c examples/django_shop/pytest.ini \
+		--rootdir examples/django_shop examples/django_shop $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

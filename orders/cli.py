@@ -3,22 +3,34 @@
     orderflow migrate     create or upgrade the schema (Alembic)
     orderflow seed        add the demo products (idempotent)
     orderflow init        both
+    orderflow dead-letters list|show|replay|discard ...   (see orders/cli_dead_letters.py)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
+from orders import cli_dead_letters
+from orders.errors import OrderflowError
 from orders.settings import Settings, mask_url
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments: one line on stderr and exit 2, not a usage block (`-h` still shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orderflow", description="orderflow operator commands")
+    parser = OneLineParser(prog="orderflow", description="orderflow operator commands")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("migrate", help="create or upgrade the database schema")
     commands.add_parser("seed", help="add the demo products (idempotent)")
     commands.add_parser("init", help="migrate, then seed")
+    cli_dead_letters.add_parser(commands)
     return parser
 
 
@@ -30,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
             _migrate(settings)
         if args.command in ("seed", "init"):
             _seed(settings)
+        if args.command == "dead-letters":
+            cli_dead_letters.run(args, settings)
+    except OrderflowError as exc:  # refused or not found: the message says it all
+        print(f"orderflow {args.command}: {exc.message}", file=sys.stderr)
+        return 1
     except Exception as exc:  # one line, not a traceback, for an operator
         print(f"orderflow {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -18,10 +18,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from orders.db import SessionFactory
-from orders.models import Delivery, utcnow
+from orders.models import Delivery, DeliveryError, utcnow
 
 PENDING, RUNNING, RETRYING, SUCCEEDED, DEAD = "pending", "running", "retrying", "succeeded", "dead"
-FINAL_STATES = (SUCCEEDED, DEAD)
+# An operator set a dead letter aside for good (orders/dead_letter_actions.py): final too.
+DISCARDED = "discarded"
+FINAL_STATES = (SUCCEEDED, DEAD, DISCARDED)
 
 MAX_ERROR_CHARS = 2000
 MAX_TRACEBACK_CHARS = 20000
@@ -165,7 +167,7 @@ def _set_state(
     if traceback is not None:
         values["traceback"] = traceback[-MAX_TRACEBACK_CHARS:]
     with session_factory.begin() as session:
-        session.execute(
+        attempt = session.execute(
             update(Delivery)
             .where(
                 Delivery.event_id == event_id,
@@ -173,7 +175,11 @@ def _set_state(
                 Delivery.state != SUCCEEDED,
             )
             .values(**values)
-        )
+            .returning(Delivery.attempts)
+        ).scalar_one_or_none()
+        if attempt is not None:  # every failed attempt stays visible, not just the last one
+            session.add(DeliveryError(event_id=event_id, consumer=consumer, attempt=attempt,
+                                      outcome=state, error=error[:MAX_ERROR_CHARS]))
 
 
 def _insert_for(session: Session) -> postgresql.Insert | sqlite.Insert:

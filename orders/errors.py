@@ -53,6 +53,21 @@ class OrderNotFound(OrderflowError):
     code = "order_not_found"
 
 
+# --- customers (HTTP 422/409) -------------------------------------------------------
+
+
+class InvalidSignup(OrderflowError):
+    """The signup input is invalid (HTTP 422). `details` names the fields."""
+
+    code = "invalid_signup"
+
+
+class CustomerExists(OrderflowError):
+    """A customer with that email already signed up (HTTP 409)."""
+
+    code = "customer_exists"
+
+
 # --- consumers: how a handler tells its task what to do ----------------------------
 
 
@@ -66,3 +81,30 @@ class PermanentError(OrderflowError):
     """Trying again cannot help (SMTP 5xx, malformed payload): dead-letter at once."""
 
     code = "permanent"
+
+
+# --- operating dead letters (CLI: one line + exit 1; HTTP: status below) ------------
+
+
+class InvalidArgument(OrderflowError):
+    """A filter or option an operator gave cannot be understood (HTTP 422)."""
+
+    code = "invalid_argument"
+
+
+class DeliveryNotFound(OrderflowError):
+    """No delivery matches the id an operator gave (HTTP 404)."""
+
+    code = "delivery_not_found"
+
+
+class NotReplayable(OrderflowError):
+    """The delivery is not a dead letter (succeeded, running, discarded...): refused (HTTP 409)."""
+
+    code = "not_a_dead_letter"
+
+
+class ReplayFailed(OrderflowError):
+    """The replay message could not be published; the delivery is dead again (HTTP 503)."""
+
+    code = "replay_failed"

@@ -132,3 +132,54 @@ class RevenueEntry(Base):
     amount_cents: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeliveryError(Base):
+    """One failed attempt of a delivery: the history `dead-letters show` prints.
+
+    The delivery row keeps only the last error; this keeps every one, and is
+    what the retries-per-consumer metric counts (it survives a replay).
+    """
+
+    __tablename__ = "delivery_errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    consumer: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))  # "retrying" or "dead"
+    error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_delivery_errors_delivery", "event_id", "consumer"),
+        Index("ix_delivery_errors_outcome", "outcome", "consumer"),
+    )
+
+
+class DeadLetterAction(Base):
+    """The audit trail of what an operator did to a dead letter: who, when, why."""
+
+    __tablename__ = "dead_letter_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # "replay" or "discard"
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # The attempts the delivery had used up before this action (replay resets them).
+    attempts_before: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Customer(Base):
+    """A signed-up customer; signing up writes `customer.signed_up` to the outbox."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("email", name="uq_customers_email"),)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from orders.db import SessionFactory
 from orders.deliveries import PENDING
@@ -21,15 +22,7 @@ def get_order(session_factory: SessionFactory, order_id: str) -> dict[str, Any]:
         ).one_or_none()
         if order is None:
             raise OrderNotFound(f"no order with id {order_id!r}")
-        events = session.scalars(
-            select(OutboxEvent).where(OutboxEvent.aggregate_id == order_id)
-        ).all()
-        deliveries = {
-            (d.event_id, d.consumer): d
-            for d in session.scalars(
-                select(Delivery).where(Delivery.event_id.in_([e.id for e in events]))
-            )
-        }
+        events = events_of(session, [order_id])[order_id]
     return {
         **order_summary(order),
         "lines": [
@@ -41,19 +34,39 @@ def get_order(session_factory: SessionFactory, order_id: str) -> dict[str, Any]:
             }
             for line in order.lines
         ],
-        "events": [
-            {
-                "event_id": event.id,
-                "type": event.event_type,
-                "published": event.published_at is not None,
-                "deliveries": {
-                    sub.consumer: delivery_status(deliveries.get((event.id, sub.consumer)))
-                    for sub in subscribers_of(event.event_type)
-                },
-            }
-            for event in events
-        ],
+        "events": events,
     }
+
+
+def recent_orders(session_factory: SessionFactory, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest orders with their events' per-consumer delivery status (the operator page)."""
+    with session_factory() as session:
+        orders = session.scalars(select(Order).order_by(Order.created_at.desc()).limit(limit)).all()
+        events = events_of(session, [order.id for order in orders])
+    return [{**order_summary(order), "events": events[order.id]} for order in orders]
+
+
+def events_of(session: Session, order_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per order: its events, each with one delivery status per subscribed consumer."""
+    events = session.scalars(
+        select(OutboxEvent).where(OutboxEvent.aggregate_id.in_(order_ids)).order_by(OutboxEvent.created_at)
+    ).all()
+    deliveries = {
+        (d.event_id, d.consumer): d
+        for d in session.scalars(select(Delivery).where(Delivery.event_id.in_([e.id for e in events])))
+    }
+    by_order: dict[str, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
+    for event in events:
+        by_order[event.aggregate_id].append({
+            "event_id": event.id,
+            "type": event.event_type,
+            "published": event.published_at is not None,
+            "deliveries": {
+                sub.consumer: delivery_status(deliveries.get((event.id, sub.consumer)))
+                for sub in subscribers_of(event.event_type)
+            },
+        })
+    return by_order
 
 
 def order_summary(order: Order) -> dict[str, Any]:
@@ -64,7 +77,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "total_cents": order.total_cents,
         "currency": order.currency,
         "payment_id": order.payment_id,
-        "created_at": order.created_at.isoformat(),
+        "created_at": iso(order.created_at),
     }
 
 
@@ -73,12 +86,18 @@ def delivery_status(delivery: Delivery | None) -> dict[str, Any]:
     if delivery is None:
         return {"state": PENDING, "attempts": 0, "last_error": None}
     return {
+        "id": delivery.id,  # the delivery id operators use (orderflow dead-letters show <id>)
         "state": delivery.state,
         "attempts": delivery.attempts,
         "queue": delivery.queue,
         "last_error": delivery.last_error,
-        "updated_at": delivery.updated_at.isoformat(),
+        "updated_at": iso(delivery.updated_at),
     }
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 with the zone: SQLite returns naive datetimes, which we always store in UTC."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 def list_products(session_factory: SessionFactory) -> list[dict[str, Any]]:

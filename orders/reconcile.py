@@ -30,7 +30,7 @@ from sqlalchemy.orm import aliased
 from orders.db import SessionFactory
 from orders.deliveries import FINAL_STATES, PENDING, RUNNING, _insert_for
 from orders.models import Delivery, OutboxEvent, utcnow
-from orders.subscriptions import SUBSCRIPTIONS, Subscriber
+from orders.subscriptions import SUBSCRIPTIONS, Subscriber, subscribers_of
 
 MISSING = "missing"
 
@@ -52,8 +52,9 @@ def find_overdue(
     since = now - timedelta(seconds=horizon_seconds)
     found: list[Overdue] = []
     with session_factory() as session:
-        for event_type, subscribers in SUBSCRIPTIONS.items():
-            for subscriber in subscribers:
+        for event_type in SUBSCRIPTIONS:
+            # Durable subscribers only: in-process ones keep no record and have no queue.
+            for subscriber in subscribers_of(event_type):
                 if len(found) >= limit:
                     return found
                 delivery = aliased(Delivery)

@@ -38,6 +38,13 @@ class Settings:
     reconcile_poll_seconds: float = 5.0
     # Events published longer ago than this are no longer looked at.
     reconcile_horizon_seconds: float = 7 * 24 * 3600.0
+    # The operator pages and /admin/api need it (HTTP basic auth, user `admin`); unset = disabled.
+    admin_password: str | None = field(default=None, repr=False)
+    # Where the operator page links a task to (`<flower_url>/task/<task id>`).
+    flower_url: str = "http://127.0.0.1:5555"
+    # A comment line on an idle Server-Sent Events stream, so proxies keep it open
+    # and a closed client is noticed.
+    sse_keepalive_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -63,6 +70,9 @@ class Settings:
             reconcile_horizon_seconds=float(
                 env.get("RECONCILE_HORIZON_SECONDS", defaults.reconcile_horizon_seconds)
             ),
+            admin_password=env.get("ORDERFLOW_ADMIN_PASSWORD") or None,
+            flower_url=(env.get("FLOWER_URL") or defaults.flower_url).rstrip("/"),
+            sse_keepalive_seconds=float(env.get("SSE_KEEPALIVE_SECONDS", defaults.sse_keepalive_seconds)),
         )
 
 

@@ -1,7 +1,17 @@
-"""Who hears which event: declared here, in one place.
+"""Who hears which event, and how: declared here, in one place.
 
-Each subscriber is a consumer with its own Celery queue (named after it) and
-task. Adding a consumer = one line here + one thin task in `tasks/consumers/`.
+Every subscriber chooses a delivery mode:
+
+- `durable` (the default): the event goes through the outbox to the
+  subscriber's own Celery queue (named after it) and task, with retries, a
+  delivery record and a dead letter. Survives crashes and broker outages.
+- `in_process`: the subscriber's handler is called in the publishing process
+  right after the transaction commits (blinker signal, `orders/in_process.py`).
+  No broker needed, no record; an exception is logged and never reaches the
+  caller; **lost if the process dies** between the commit and the call.
+
+Adding a durable consumer = one line here + one thin task in `tasks/consumers/`;
+an in-process one = one line here naming its handler (`module:function`).
 """
 
 from __future__ import annotations
@@ -9,12 +19,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ORDER_CREATED = "order.created"
+CUSTOMER_SIGNED_UP = "customer.signed_up"
+
+DURABLE = "durable"
+IN_PROCESS = "in_process"
 
 
 @dataclass(frozen=True)
 class Subscriber:
     consumer: str
-    task_name: str
+    task_name: str = ""  # durable: the Celery task that runs it
+    mode: str = DURABLE
+    handler: str = ""  # in_process: "module:function", called as handler(event_id=, payload=, settings=)
+
+    def __post_init__(self) -> None:
+        if self.mode == DURABLE and not self.task_name:
+            raise ValueError(f"durable subscriber {self.consumer!r} needs a task_name")
+        if self.mode == IN_PROCESS and not self.handler:
+            raise ValueError(f"in-process subscriber {self.consumer!r} needs a handler")
+        if self.mode not in (DURABLE, IN_PROCESS):
+            raise ValueError(f"unknown delivery mode {self.mode!r}")
 
     @property
     def queue(self) -> str:
@@ -27,15 +51,21 @@ SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
         Subscriber("inventory", "orders.inventory.reserve_stock"),
         Subscriber("analytics", "orders.analytics.record_revenue"),
     ),
+    CUSTOMER_SIGNED_UP: (
+        Subscriber("welcome_email", mode=IN_PROCESS, handler="orders.consumers.welcome:send_welcome"),
+    ),
 }
 
 
-def subscribers_of(event_type: str) -> tuple[Subscriber, ...]:
-    return SUBSCRIPTIONS.get(event_type, ())
+def subscribers_of(event_type: str, mode: str = DURABLE) -> tuple[Subscriber, ...]:
+    """The subscribers of `event_type` with that delivery mode (durable by default:
+    what the publisher sends and what delivery records exist for)."""
+    return tuple(s for s in SUBSCRIPTIONS.get(event_type, ()) if s.mode == mode)
 
 
 def all_consumers() -> list[str]:
-    return sorted({s.consumer for subs in SUBSCRIPTIONS.values() for s in subs})
+    """Durable consumers: each has a Celery queue."""
+    return sorted({s.consumer for subs in SUBSCRIPTIONS.values() for s in subs if s.mode == DURABLE})
 
 
 def task_id_for(event_id: str, consumer: str) -> str:

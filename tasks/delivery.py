@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from orders import deliveries
 from orders.deliveries import Start
 from orders.errors import TransientError
-from tasks import runtime
+from tasks import live, runtime
 from tasks.policies import RetryPolicy, policy_for
 
 log = get_task_logger(__name__)
@@ -83,6 +83,7 @@ class DeliveryTask(Task):
             return self._give_up(event_id, attempt, GaveUp(
                 f"delivered {attempt} times without finishing (worker lost each time?); "
                 f"limit is {policy.max_attempts}"), tb=None)
+        self._announce(event_id, deliveries.RUNNING, attempt)
         return self._run(event_id, attempt, policy, effect)
 
     def _run(self, event_id: str, attempt: int, policy: RetryPolicy, effect: Effect) -> str:
@@ -100,6 +101,7 @@ class DeliveryTask(Task):
             log.warning("event=%s consumer=%s attempt=%d transient error, retry in %.2fs: %s",
                         event_id, self.consumer, attempt, delay, exc)
             self._record(deliveries.mark_retrying, event_id, error=_describe(exc))
+            self._announce(event_id, deliveries.RETRYING, attempt, _describe(exc))
             raise self.retry(exc=exc, countdown=delay, max_retries=None) from exc
         except Exception as exc:  # PermanentError, or a bug: retrying cannot help
             return self._give_up(event_id, attempt, exc, tb=traceback.format_exc())
@@ -108,12 +110,14 @@ class DeliveryTask(Task):
                      event_id, self.consumer, attempt)
             return "duplicate"
         log.info("event=%s consumer=%s attempt=%d succeeded", event_id, self.consumer, attempt)
+        self._announce(event_id, deliveries.SUCCEEDED, attempt)
         return "succeeded"
 
     def _give_up(self, event_id: str, attempt: int, exc: BaseException, tb: str | None) -> str:
         log.error("event=%s consumer=%s attempt=%d dead letter: %s",
                   event_id, self.consumer, attempt, _describe(exc))
         self._record(deliveries.mark_dead, event_id, error=_describe(exc), traceback=tb or "")
+        self._announce(event_id, deliveries.DEAD, attempt, _describe(exc))
         # Raise the cause itself, so Celery and Flower show FAILURE with the real exception.
         raise exc
 
@@ -123,6 +127,11 @@ class DeliveryTask(Task):
         except DBAPIError as exc:
             # Cannot record the outcome: keep the message alive instead of losing it.
             raise self._retry_database_down(event_id, exc) from exc
+
+    def _announce(self, event_id: str, state: str, attempt: int, error: str | None = None) -> None:
+        """Tell live listeners (SSE) about the state just recorded; never raises."""
+        live.announce(runtime.current().settings.redis_url, event_id=event_id, consumer=self.consumer,
+                      state=state, attempts=attempt, last_error=error)
 
     def _retry_database_down(self, event_id: str, exc: Exception) -> Retry:
         delay = DATABASE_DOWN_BACKOFF.delay(self.request.retries + 1)

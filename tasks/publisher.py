@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from celery import Celery
 
+from orders.dead_letter_actions import Publish, Redelivery
 from orders.subscriptions import Subscriber, subscribers_of, task_id_for
 
 # Fail fast when the broker is away: the relay comes back for the event later.
@@ -25,26 +26,45 @@ def publish_events(app: Celery, events: Iterable[PublishableEvent]) -> int:
     The task id `<event_id>:<consumer>` is deterministic, so a republished
     event is the same task to Flower and the same delivery record to us.
     """
-    return publish_deliveries(
-        app,
-        ((event.id, event.payload, subscriber)
-         for event in events for subscriber in subscribers_of(event.event_type)),
-    )
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        for event in events:
+            for subscriber in subscribers_of(event.event_type):
+                _send(app, subscriber.task_name, subscriber.queue, event.id, event.payload,
+                      task_id_for(event.id, subscriber.consumer), producer)
+                sent += 1
+    return sent
 
 
 def publish_deliveries(app: Celery, deliveries: Iterable[tuple[str, Any, Subscriber]]) -> int:
-    """Send one message per (event id, payload, subscriber): the relay's and the reconciler's path."""
+    """One message per (event id, payload, subscriber): what the reconciler resends."""
     sent = 0
     with app.producer_or_acquire() as producer:
         for event_id, payload, subscriber in deliveries:
-            app.send_task(
-                subscriber.task_name,
-                args=[event_id, payload],
-                task_id=task_id_for(event_id, subscriber.consumer),
-                queue=subscriber.queue,
-                producer=producer,
-                retry=True,
-                retry_policy=PUBLISH_RETRY_POLICY,
-            )
+            _send(app, subscriber.task_name, subscriber.queue, event_id, payload,
+                  task_id_for(event_id, subscriber.consumer), producer)
             sent += 1
     return sent
+
+
+def redeliver(app: Celery, redelivery: Redelivery) -> None:
+    """One consumer's message again (a dead-letter replay): same task, same id, its queue only."""
+    with app.producer_or_acquire() as producer:
+        _send(app, redelivery.task_name, redelivery.queue, redelivery.event_id, redelivery.payload,
+              redelivery.task_id, producer)
+
+
+def replay_publisher(app: Celery | None = None) -> Publish:
+    """The `publish` callable the dead-letter use cases take, bound to the project's Celery app."""
+    if app is None:
+        from tasks import app as default_app
+
+        app = default_app
+    bound: Celery = app
+    return lambda redelivery: redeliver(bound, redelivery)
+
+
+def _send(app: Celery, task_name: str, queue: str, event_id: str, payload: Any, task_id: str,
+          producer: Any) -> None:
+    app.send_task(task_name, args=[event_id, payload], task_id=task_id, queue=queue,
+                  producer=producer, retry=True, retry_policy=PUBLISH_RETRY_POLICY)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import chromium  # noqa: F401  (fixture for the browser tests)
 from tests.support.redis_server import test_redis
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from flask import Flask
 
+from orders.after_commit import combine
 from orders.db import SessionFactory, make_engine, make_session_factory
+from orders.in_process import InProcessDispatcher
 from orders.payments import PaymentGateway, SimulatedGateway
 from orders.place_order import AfterCommit
 from orders.settings import Settings
@@ -26,7 +28,9 @@ class Services:
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the API. `config` may carry ORDERFLOW_SETTINGS, PAYMENT_GATEWAY, AFTER_COMMIT."""
+    """Build the API. `config` may carry ORDERFLOW_SETTINGS, PAYMENT_GATEWAY, AFTER_COMMIT
+    (the durable publisher; None: leave it to the relay), IN_PROCESS_EVENTS (default True),
+    REPLAY_PUBLISH (how a dead-letter replay is published; default: the Celery app)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -39,12 +43,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if "AFTER_COMMIT" in app.config
         else _fast_path(session_factory)
     )
+    if app.config.get("IN_PROCESS_EVENTS", True):
+        # After commit: in-process subscribers first (in this request), then the durable hand-off.
+        after_commit = combine(InProcessDispatcher(settings), after_commit)
     app.extensions["orderflow"] = Services(settings, session_factory, gateway, after_commit)
 
-    from web import errors, routes
+    from web import admin, customers, errors, live, metrics, routes
 
     errors.register(app)
     app.register_blueprint(routes.blueprint)
+    app.register_blueprint(customers.blueprint)
+    app.register_blueprint(live.blueprint)
+    admin.register(app)  # the operator page and /admin/api (basic auth)
+    metrics.register(app, session_factory)
     logging.getLogger("orders").setLevel(logging.INFO)
     return app
 

@@ -22,6 +22,12 @@ STATUS_BY_ERROR: list[tuple[type[errors.OrderflowError], int]] = [
     (errors.PaymentDeclined, 402),
     (errors.PaymentUnavailable, 503),
     (errors.OrderNotFound, 404),
+    (errors.InvalidSignup, 422),
+    (errors.CustomerExists, 409),
+    (errors.InvalidArgument, 422),
+    (errors.DeliveryNotFound, 404),
+    (errors.NotReplayable, 409),
+    (errors.ReplayFailed, 503),
 ]
 
 
@@ -41,7 +47,12 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        response, status = error_response(exc.code or 500, code, exc.description or exc.name)
+        # Keep what the error says about itself, e.g. 401's WWW-Authenticate (the login prompt).
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)

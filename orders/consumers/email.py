@@ -18,6 +18,11 @@ def send_confirmation(
     *, smtp_url: str, mail_from: str, event_id: str, payload: dict[str, Any], timeout: float = 10.0
 ) -> None:
     message = confirmation_message(mail_from=mail_from, event_id=event_id, payload=payload)
+    send_message(smtp_url=smtp_url, message=message, timeout=timeout)
+
+
+def send_message(*, smtp_url: str, message: EmailMessage, timeout: float = 10.0) -> None:
+    """Send over SMTP; raise TransientError (retry) or PermanentError (give up)."""
     target = urlsplit(smtp_url)
     try:
         with smtplib.SMTP(target.hostname or "127.0.0.1", target.port or 25, timeout=timeout) as smtp:

@@ -69,8 +69,18 @@ def celery_app(redis_url: str) -> Iterator[Celery]:
     app = tasks.app
     saved = {key: app.conf.get(key) for key in ("broker_url", "orderflow_retry_policies")}
     app.conf.update(broker_url=redis_url, orderflow_retry_policies=FAST_POLICIES)
+    _forget_broker_connections(app)
     yield app
     app.conf.update(saved)
+    _forget_broker_connections(app)
+
+
+def _forget_broker_connections(app: Celery) -> None:
+    """Celery caches its connection pools with the broker_url of their first use: drop them,
+    so a pool made for another URL (another test, the shared DB 0) is never reused.
+    (Not closed: a publisher thread of the previous test may still hold a connection.)"""
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @dataclass
@@ -103,7 +113,7 @@ def worker(celery_app: Celery, runtime: runtime_module.Runtime, redis_url: str,
     flush(redis_url)
     with start_worker(
         celery_app, pool="threads", concurrency=4, perform_ping_check=False,
-        queues=all_consumers(), loglevel="WARNING", shutdown_timeout=30,
+        queues=[*all_consumers(), "notifications"], loglevel="WARNING", shutdown_timeout=30,
     ) as running:
         yield running
 

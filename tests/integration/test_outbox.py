@@ -6,10 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import pytest
 from celery import Celery
 
+from orders.seed import seed_products
+from orders.settings import Settings
 from tasks.fast_path import AfterCommitPublisher
 from tests.support.orders import all_final, order_input, outbox_event, place
 from tests.support.waiting import wait_until
@@ -102,3 +106,40 @@ def test_relay_killed_mid_publish_loses_nothing(runtime, settings, worker, redis
     finally:
         second.terminate()
         second.wait(timeout=15)
+
+
+@pytest.mark.postgres
+def test_concurrent_relays_on_postgres_publish_each_event_once(monkeypatch, tmp_path, redis_url):
+    """Three relays draining one outbox at once: SKIP LOCKED hands each row to exactly one."""
+    from tasks import relay
+    from tasks import runtime as runtime_module
+    from tests.support.databases import fresh_database
+
+    with fresh_database("postgres", tmp_path) as url:
+        rt = runtime_module.configure(Settings(database_url=url, redis_url=redis_url,
+                                               relay_batch_size=5))
+        seed_products(rt.session_factory)
+        placed = [place(rt.session_factory, after_commit=None) for _ in range(60)]
+        published: list[str] = []
+        lock = threading.Lock()
+
+        def counting_publish(_app, events):
+            time.sleep(0.01)  # hold the row locks a little, as a real publish does
+            with lock:
+                published.extend(e.id for e in events)
+            return len(events)
+
+        monkeypatch.setattr(relay, "publish_events", counting_publish)
+
+        def drain() -> None:
+            while relay.relay_once(None, rt, grace_seconds=0):
+                pass
+
+        threads = [threading.Thread(target=drain) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        rt.session_factory.kw["bind"].dispose()
+
+    assert sorted(published) == sorted(p.event_id for p in placed)

@@ -1,8 +1,11 @@
-"""Real processes for the fault and load tests: gunicorn, Celery workers, the relay, a Redis server.
+"""Real processes for tests: the Procfile's own commands, and the fault/load tests' system.
 
-Each process runs in its own session (process group), so a test can SIGKILL it
-with everything it forked, and teardown leaves nothing behind. Output goes to a
-log file per process that the test reads (readiness, rejections, secrets).
+`start`/`stop` run one Procfile line through sh, as honcho does. `Processes`
+starts gunicorn, Celery workers and the relay for a fault test, each in its own
+session (process group), so a test can SIGKILL it with everything it forked,
+and teardown leaves nothing behind; output goes to a log file per process that
+the test reads (readiness, rejections, secrets). `OwnedRedis` is a Redis server
+the test owns, on its own port.
 """
 
 from __future__ import annotations
@@ -24,6 +27,35 @@ from devtools.local_redis import server_command
 from devtools.ports import free_port, wait_for_port
 from orders.settings import PROJECT_ROOT
 from tests.support.waiting import wait_until
+
+
+def procfile_command(name: str) -> str:
+    for line in (PROJECT_ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} process in the Procfile")
+
+
+def start(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Run the Procfile line `name` through sh, as honcho does."""
+    full_env = {**os.environ, **env,
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with log.open("ab") as out:
+        return subprocess.Popen(["sh", "-c", procfile_command(name)], cwd=PROJECT_ROOT, env=full_env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
 
 # Short limits so that leases expire and retries come round within a test's time, and
 # still safe (tasks/safety.py): worker_lost_wait + 5 s < time limit < lease, backoff caps

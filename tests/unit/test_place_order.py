@@ -72,14 +72,16 @@ def test_unknown_product_is_refused_before_charging(session_factory, gateway):
     assert gateway.charged == []
 
 
-def test_storage_failure_after_payment_refunds(session_factory, gateway):
-    with session_factory.begin() as session:  # make the insert fail: the table is gone
-        session.execute(OutboxEvent.__table__.delete())
+def test_rolled_back_order_refunds_and_publishes_nothing(session_factory, gateway):
+    with session_factory.begin() as session:  # make the event insert fail: the table is gone
         session.connection().exec_driver_sql("DROP TABLE outbox")
+    published = []
     with pytest.raises(OperationalError, match="no such table"):
-        place_order(session_factory=session_factory, gateway=gateway, data=order_input())
+        place_order(session_factory=session_factory, gateway=gateway, data=order_input(),
+                    after_commit=published.append)
+    assert count(session_factory, Order) == 0  # the order insert was rolled back with it
+    assert published == []
     assert gateway.refunded == ["pay_1"]
-    assert count(session_factory, Order) == 0
 
 
 def test_after_commit_failure_does_not_fail_the_order(session_factory, gateway):

@@ -4,13 +4,13 @@ The reconciler looks, every few seconds, at events published between its
 horizon and its deadline: without this index that is a scan of the whole outbox.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 """
 from alembic import op
 
 
 revision = '0004'
-down_revision = '0001'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

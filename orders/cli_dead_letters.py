@@ -1,0 +1,164 @@
+"""`orderflow dead-letters list|show|replay|discard`: dead letters from the command line.
+
+    orderflow dead-letters list [--consumer email] [--error 550] [--since 2h] [--until ...]
+    orderflow dead-letters show 12                      (or the task id <event_id>:<consumer>)
+    orderflow dead-letters replay 12 --reason "SMTP fixed"
+    orderflow dead-letters replay --consumer email --since 2h --rate 5 --reason "SMTP fixed"
+    orderflow dead-letters discard 12 --reason "customer cancelled"
+
+Who did it is `--by` (default: $USER); replay and discard are kept in the audit trail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+from typing import Any
+
+from orders import dead_letter_actions as actions
+from orders import dead_letters
+from orders.db import SessionFactory, make_engine, make_session_factory
+from orders.errors import InvalidArgument
+from orders.settings import Settings, mask_url
+
+ERROR_WIDTH = 70
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("dead-letters", help="list, show, replay or discard dead letters")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    listing = sub.add_parser("list", help="dead letters, newest first (a table)")
+    _add_filters(listing)
+    listing.add_argument("--state", choices=dead_letters.LISTABLE_STATES, default="dead")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    show = sub.add_parser("show", help="one delivery: payload, every attempt's error, traceback, audit")
+    show.add_argument("id", help="delivery id, or task id <event_id>:<consumer>")
+    show.add_argument("--json", action="store_true")
+
+    replay = sub.add_parser("replay", help="publish again to its consumer's queue only")
+    replay.add_argument("id", nargs="?", help="one delivery (id or task id)")
+    _add_filters(replay)
+    replay.add_argument("--rate", type=float, default=5.0, help="bulk: replays per second (default 5)")
+    _add_audit(replay, reason_required=False)
+
+    discard = sub.add_parser("discard", help="set a dead letter aside for good")
+    discard.add_argument("id", help="delivery id, or task id <event_id>:<consumer>")
+    _add_audit(discard, reason_required=True)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> None:
+    session_factory = make_session_factory(make_engine(settings.database_url))
+    {"list": _list, "show": _show, "replay": _replay, "discard": _discard}[args.action](
+        args, session_factory)
+
+
+def _list(args: argparse.Namespace, session_factory: SessionFactory) -> None:
+    filters = dead_letters.make_filters(consumer=args.consumer, error=args.error, since=args.since,
+                                        until=args.until, state=args.state, limit=args.limit)
+    rows = dead_letters.list_dead_letters(session_factory, filters)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print(f"no {filters.state} deliveries match")
+        return
+    print(table(["ID", "CONSUMER", "ATTEMPTS", "DIED (UTC)", "TASK ID", "LAST ERROR"],
+                [[r["id"], r["consumer"], r["attempts"], r["updated_at"], r["task_id"],
+                  _clip(r["last_error"])] for r in rows]))
+    print(f"{len(rows)} {filters.state} deliver{'y' if len(rows) == 1 else 'ies'}")
+
+
+def _show(args: argparse.Namespace, session_factory: SessionFactory) -> None:
+    letter = dead_letters.show_dead_letter(session_factory, args.id)
+    if args.json:
+        print(json.dumps(letter, indent=2))
+        return
+    for key in ("id", "task_id", "consumer", "state", "attempts", "order_id", "event_type", "updated_at"):
+        print(f"{key + ':':<12}{letter[key]}")
+    print("payload:")
+    print(json.dumps(letter["payload"], indent=2))
+    print("attempts:")
+    print(table(["ATTEMPT", "AT (UTC)", "OUTCOME", "ERROR"],
+                [[e["attempt"], e["at"], e["outcome"], e["error"]] for e in letter["errors"]])
+          if letter["errors"] else "  (no failed attempt recorded)")
+    print("traceback:")
+    print(letter["traceback"] or "  (none)")
+    print("audit trail:")
+    print(table(["AT (UTC)", "ACTION", "BY", "ATTEMPTS BEFORE", "REASON"],
+                [[a["at"], a["action"], a["actor"], a["attempts_before"], a["reason"]]
+                 for a in letter["actions"]]) if letter["actions"] else "  (no action yet)")
+
+
+def _replay(args: argparse.Namespace, session_factory: SessionFactory) -> None:
+    from tasks.publisher import replay_publisher  # the CLI wires Celery in; orders/ stays free of it
+
+    bulk = args.consumer is not None
+    if bool(args.id) == bulk:
+        raise InvalidArgument("replay takes either one delivery id or --consumer (bulk), not both")
+    if not bulk and (args.since or args.until or args.error):
+        raise InvalidArgument("--since/--until/--error select a bulk replay: add --consumer")
+    publish = replay_publisher()
+    if not bulk:
+        done = actions.replay_dead_letter(session_factory, ref=args.id, actor=args.by,
+                                          reason=args.reason, publish=publish)
+        print(f"replayed delivery {done.delivery_id}: task {done.task_id} sent to queue {done.consumer} "
+              f"on {_broker()}")
+        return
+    filters = dead_letters.make_filters(consumer=args.consumer, error=args.error, since=args.since,
+                                        until=args.until, limit=args.limit)
+    result = actions.replay_dead_letters(
+        session_factory, filters=filters, actor=args.by, reason=args.reason, publish=publish,
+        per_second=args.rate,
+        progress=lambda done: print(f"replayed delivery {done.delivery_id}: task {done.task_id}"),
+    )
+    for delivery_id, why in result.refused:
+        print(f"skipped delivery {delivery_id}: {why}")
+    print(f"{len(result.replayed)} replayed, {len(result.refused)} skipped (broker {_broker()})")
+
+
+def _discard(args: argparse.Namespace, session_factory: SessionFactory) -> None:
+    done = actions.discard_dead_letter(session_factory, ref=args.id, actor=args.by, reason=args.reason)
+    print(f"discarded delivery {done['id']} ({done['task_id']})")
+
+
+def _broker() -> str:
+    from tasks import app
+
+    return mask_url(str(app.conf.broker_url))
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers, *[["" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+                     for row in cells)
+
+
+def _clip(text: str | None) -> str:
+    line = (text or "").splitlines()[0] if text else ""
+    return line if len(line) <= ERROR_WIDTH else line[: ERROR_WIDTH - 1] + "…"
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--consumer", help="only this consumer (email, inventory, analytics)")
+    parser.add_argument("--error", help="only those whose last error contains this text")
+    parser.add_argument("--since", help="died at or after: 30m, 2h, 7d or an ISO time (UTC)")
+    parser.add_argument("--until", help="died before: same forms as --since")
+    parser.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+
+
+def _add_audit(parser: argparse.ArgumentParser, *, reason_required: bool) -> None:
+    parser.add_argument("--by", default=_default_actor(), help="who does this (default: $USER)")
+    parser.add_argument("--reason", required=reason_required, default="" if reason_required else
+                        "manual replay", help="why (kept in the audit trail)")
+
+
+def _default_actor() -> str:
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except Exception:  # no user database entry (some containers)
+        return ""

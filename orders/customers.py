@@ -1,0 +1,62 @@
+"""Customer signup: store the customer and its `customer.signed_up` event in one transaction.
+
+The event goes to the outbox like every event, so a `durable` subscriber added
+later gets it too; today its only subscriber is the in-process welcome email,
+called by `after_commit` (see `orders/in_process.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from orders.after_commit import AfterCommit, run_after_commit
+from orders.db import SessionFactory
+from orders.errors import CustomerExists, InvalidSignup
+from orders.models import Customer, OutboxEvent, new_id, utcnow
+from orders.schemas import field_errors
+from orders.subscriptions import CUSTOMER_SIGNED_UP
+
+
+class SignUpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    email: EmailStr
+    name: str = Field(default="", max_length=200)
+
+
+@dataclass(frozen=True)
+class SignedUp:
+    customer_id: str
+    event_id: str
+    email: str
+
+
+def sign_up_customer(
+    *, session_factory: SessionFactory, data: object, after_commit: AfterCommit | None = None
+) -> SignedUp:
+    """Sign a customer up or raise InvalidSignup / CustomerExists; on error nothing is written."""
+    try:
+        command = SignUpIn.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidSignup("invalid signup", details=field_errors(exc)) from None
+    email = command.email.lower()
+    customer = Customer(id=new_id(), email=email, name=command.name)
+    event_id = new_id()
+    event = OutboxEvent(
+        id=event_id, event_type=CUSTOMER_SIGNED_UP, aggregate_id=customer.id,
+        payload={"event_id": event_id, "customer_id": customer.id, "email": email,
+                 "name": command.name, "occurred_at": utcnow().isoformat()},
+    )
+    try:
+        with session_factory.begin() as session:
+            if session.scalar(select(Customer.id).where(Customer.email == email)) is not None:
+                raise CustomerExists(f"{email} has already signed up")
+            session.add_all([customer, event])
+    except IntegrityError:  # a concurrent signup with the same email won the race
+        raise CustomerExists(f"{email} has already signed up") from None
+    run_after_commit(after_commit, event)
+    return SignedUp(customer.id, event_id, email)

@@ -1,0 +1,172 @@
+"""Reading dead letters: list them with filters, show one in full.
+
+A dead letter is a delivery in state `dead` (see orders/deliveries.py). An
+operator names one by its delivery id (`12`) or by its Celery task id
+(`<event_id>:<consumer>`, what Flower shows). Replaying and discarding live in
+orders/dead_letter_actions.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from orders.db import SessionFactory
+from orders.deliveries import DEAD, DISCARDED
+from orders.errors import DeliveryNotFound, InvalidArgument
+from orders.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent, utcnow
+from orders.queries import iso
+from orders.subscriptions import all_consumers, task_id_for
+
+LISTABLE_STATES = (DEAD, DISCARDED)
+_RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Filters:
+    consumer: str | None = None
+    error: str | None = None  # substring of the last error, case-insensitive
+    since: datetime | None = None  # died at or after
+    until: datetime | None = None  # died before
+    state: str = DEAD
+    limit: int = 100
+
+
+def parse_moment(text: str | None, *, now: datetime | None = None) -> datetime | None:
+    """`30m`, `2h`, `7d` (that long ago) or an ISO 8601 time (UTC unless it says otherwise)."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    relative = _RELATIVE.match(text)
+    if relative:
+        amount, unit = relative.groups()
+        return (now or utcnow()) - timedelta(seconds=int(amount) * _UNIT_SECONDS[unit])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"cannot read time {text!r}: use e.g. 30m, 2h, 7d or 2026-11-26T22:00:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def make_filters(*, consumer: str | None = None, error: str | None = None, since: str | None = None,
+                 until: str | None = None, state: str | None = None, limit: int | str | None = None
+                 ) -> Filters:
+    """Filters from an operator's strings (CLI options, query parameters), checked."""
+    if consumer and consumer not in all_consumers():
+        raise InvalidArgument(f"unknown consumer {consumer!r}: one of {', '.join(all_consumers())}")
+    if state and state not in LISTABLE_STATES:
+        raise InvalidArgument(f"unknown state {state!r}: one of {', '.join(LISTABLE_STATES)}")
+    try:
+        count = int(limit) if limit not in (None, "") else 100
+    except ValueError:
+        raise InvalidArgument(f"limit must be a whole number, not {limit!r}") from None
+    if not 1 <= count <= 1000:
+        raise InvalidArgument("limit must be between 1 and 1000")
+    return Filters(consumer=consumer or None, error=error or None, since=parse_moment(since),
+                   until=parse_moment(until), state=state or DEAD, limit=count)
+
+
+def list_dead_letters(session_factory: SessionFactory, filters: Filters = Filters()) -> list[dict[str, Any]]:
+    """Newest first."""
+    joined = select(Delivery, OutboxEvent.aggregate_id).outerjoin(
+        OutboxEvent, OutboxEvent.id == Delivery.event_id)
+    query = _filtered(joined, filters)
+    query = query.order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(filters.limit)
+    with session_factory() as session:
+        return [summary(delivery, order_id) for delivery, order_id in session.execute(query)]
+
+
+def count_dead_letters(session: Session, filters: Filters) -> int:
+    return session.scalar(_filtered(select(func.count(Delivery.id)), filters)) or 0
+
+
+def dead_letter_ids(session: Session, filters: Filters) -> list[int]:
+    """Oldest first: a bulk replay sends them in the order they died."""
+    query = _filtered(select(Delivery.id), filters).order_by(Delivery.updated_at, Delivery.id)
+    return list(session.scalars(query.limit(filters.limit)))
+
+
+def show_dead_letter(session_factory: SessionFactory, ref: str | int) -> dict[str, Any]:
+    """One delivery in full: payload, every attempt's error, the traceback, the audit trail."""
+    with session_factory() as session:
+        delivery = resolve(session, ref)
+        event = session.get(OutboxEvent, delivery.event_id)
+        errors = session.scalars(
+            select(DeliveryError)
+            .where(DeliveryError.event_id == delivery.event_id,
+                   DeliveryError.consumer == delivery.consumer)
+            .order_by(DeliveryError.id)
+        ).all()
+        actions = session.scalars(
+            select(DeadLetterAction).where(DeadLetterAction.delivery_id == delivery.id)
+            .order_by(DeadLetterAction.id)
+        ).all()
+    return {
+        **summary(delivery, event.aggregate_id if event else None),
+        "event_type": event.event_type if event else None,
+        "payload": event.payload if event else None,
+        "errors": [{"attempt": e.attempt, "outcome": e.outcome, "error": e.error,
+                    "at": _iso(e.created_at)} for e in errors],
+        "traceback": delivery.traceback,
+        "actions": [{"action": a.action, "actor": a.actor, "reason": a.reason,
+                     "attempts_before": a.attempts_before, "at": _iso(a.created_at)} for a in actions],
+    }
+
+
+def resolve(session: Session, ref: str | int, *, lock: bool = False) -> Delivery:
+    """The delivery named by `ref`: a delivery id, or a task id `<event_id>:<consumer>`."""
+    text = str(ref).strip()
+    query = select(Delivery)
+    if text.isdigit():
+        query = query.where(Delivery.id == int(text))
+    elif ":" in text:
+        event_id, consumer = text.rsplit(":", 1)
+        query = query.where(Delivery.event_id == event_id, Delivery.consumer == consumer)
+    else:
+        raise InvalidArgument(f"{text!r} is not a delivery id (a number, or <event_id>:<consumer>)")
+    if lock:
+        query = query.with_for_update()
+    delivery = session.scalars(query).one_or_none()
+    if delivery is None:
+        raise DeliveryNotFound(f"no delivery {text}")
+    return delivery
+
+
+def summary(delivery: Delivery, order_id: str | None) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "consumer": delivery.consumer,
+        "task_id": task_id_for(delivery.event_id, delivery.consumer),
+        "order_id": order_id,
+        "state": delivery.state,
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+        "updated_at": _iso(delivery.updated_at),
+    }
+
+
+def _filtered(query: Select, filters: Filters) -> Select:
+    query = query.where(Delivery.state == filters.state)
+    if filters.consumer:
+        query = query.where(Delivery.consumer == filters.consumer)
+    if filters.error:
+        query = query.where(func.lower(Delivery.last_error).contains(filters.error.lower(),
+                                                                      autoescape=True))
+    if filters.since:
+        query = query.where(Delivery.updated_at >= filters.since)
+    if filters.until:
+        query = query.where(Delivery.updated_at < filters.until)
+    return query
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """To the second: what an operator reads in a table."""
+    return None if moment is None else iso(moment.replace(microsecond=0))

@@ -1,0 +1,78 @@
+"""Live delivery status: every state change of a delivery, published on Redis pub/sub.
+
+The consumer tasks call `announce(...)` right after recording a state in the
+database; `GET /orders/<id>/events` (web/live.py) relays it as Server-Sent
+Events. Pub/sub stores nothing: a listener that is not subscribed misses the
+message, which is why the stream reads the database state after subscribing.
+Announcing is best effort: it never raises, so a Redis hiccup can never fail
+or retry a delivery (the record in the database stays the truth).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import redis
+
+from orders.models import utcnow
+
+log = logging.getLogger(__name__)
+
+CHANNEL_PREFIX = "orderflow:deliveries:"
+
+_clients: dict[str, redis.Redis] = {}
+_subscribers: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def channel_for(event_id: str) -> str:
+    """One channel per event: a stream subscribes to the events of its order."""
+    return f"{CHANNEL_PREFIX}{event_id}"
+
+
+def status_message(*, event_id: str, consumer: str, state: str, attempts: int,
+                   last_error: str | None) -> dict[str, Any]:
+    """The one shape of a delivery status, on the channel and in the SSE stream."""
+    return {"event_id": event_id, "consumer": consumer, "state": state, "attempts": attempts,
+            "last_error": last_error}
+
+
+def announce(redis_url: str, *, event_id: str, consumer: str, state: str, attempts: int,
+             last_error: str | None = None) -> bool:
+    """Publish one state change; False (and a warning) if Redis did not take it."""
+    message = status_message(event_id=event_id, consumer=consumer, state=state,
+                             attempts=attempts, last_error=last_error)
+    message["at"] = utcnow().isoformat()
+    try:
+        client(redis_url).publish(channel_for(event_id), json.dumps(message))
+    except Exception as exc:  # best effort by design: see the module docstring
+        log.warning("event=%s consumer=%s state=%s not announced: %s",
+                    event_id, consumer, state, type(exc).__name__)
+        return False
+    return True
+
+
+def client(redis_url: str) -> redis.Redis:
+    """One client (and connection pool) per URL, with short timeouts."""
+    with _clients_lock:
+        found = _clients.get(redis_url)
+        if found is None:
+            found = _clients[redis_url] = redis.Redis.from_url(
+                redis_url, socket_connect_timeout=1, socket_timeout=1)
+        return found
+
+
+def subscriber(redis_url: str) -> redis.Redis:
+    """A client for listening: no read timeout (a quiet channel is normal), a short connect one.
+
+    Each pub/sub subscription holds one connection of its pool while it lasts.
+    """
+    with _clients_lock:
+        found = _subscribers.get(redis_url)
+        if found is None:
+            found = _subscribers[redis_url] = redis.Redis.from_url(
+                redis_url, socket_connect_timeout=1, socket_keepalive=True)
+        return found

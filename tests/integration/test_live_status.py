@@ -1,0 +1,114 @@
+"""Live delivery status: a real HTTP client reads GET /orders/<id>/events from a real server."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import pytest
+
+from devtools.ports import free_port
+from tasks import runtime as runtime_module
+from tasks.relay import relay_once
+from tests.support.http_server import serve
+from tests.support.orders import all_final, place
+from tests.support.sse import SseItem, open_stream, read_until_end
+from tests.support.waiting import wait_until
+from web import create_app
+
+
+@pytest.fixture
+def live_settings(settings):
+    return dataclasses.replace(settings, sse_keepalive_seconds=0.5)
+
+
+@pytest.fixture
+def base_url(live_settings, runtime):
+    app = create_app({"ORDERFLOW_SETTINGS": live_settings, "AFTER_COMMIT": None})
+    with serve(app) as url:
+        yield url
+
+
+def email_changes(items: list[SseItem]) -> list[tuple[str, int]]:
+    return [(i.data["state"], i.data["attempts"]) for i in items
+            if i.kind == "message" and i.data["consumer"] == "email"]
+
+
+def test_stream_shows_email_retrying_twice_then_succeeded_in_order(
+    base_url, celery_app, runtime, worker, smtp_sink, use_policies
+):
+    use_policies({"email": {"max_retries": 4, "backoff_base": 0.3, "backoff_max": 1.0, "jitter": False}})
+    smtp_sink.handler.fail_first, smtp_sink.handler.fail_code = 2, 451
+    placed = place(runtime.session_factory)
+
+    collected: list[SseItem] = []
+    reader = threading.Thread(target=read_until_end, kwargs={
+        "url": f"{base_url}/orders/{placed.order_id}/events", "timeout": 30, "into": collected})
+    reader.start()
+    # The stream shows the current state (3 x pending) before anything is delivered.
+    wait_until(lambda: len(collected) >= 3, timeout=10, message="the stream's first items")
+    relay_once(celery_app, runtime, grace_seconds=0)
+    reader.join(timeout=40)
+
+    assert not reader.is_alive()
+    assert collected[-1].kind == "end"
+    changes = email_changes(collected)
+    assert changes[0] == ("pending", 0)  # the current state comes first
+    assert [c for c in changes if c[0] in ("retrying", "succeeded", "dead")] == [
+        ("retrying", 1), ("retrying", 2), ("succeeded", 3)]
+    finals = {i.data["consumer"]: i.data["state"] for i in collected if i.kind == "message"}
+    assert finals == {"email": "succeeded", "inventory": "succeeded", "analytics": "succeeded"}
+    assert len(smtp_sink.messages()) == 1
+
+
+def test_stream_starts_with_current_state_and_sends_keepalives(base_url, runtime):
+    placed = place(runtime.session_factory)  # nothing delivers it: the stream stays open
+
+    conn, stream = open_stream(f"{base_url}/orders/{placed.order_id}/events", timeout=10)
+    try:
+        assert stream.status == 200
+        assert stream.content_type.startswith("text/event-stream")
+        first = [next(stream.items) for _ in range(3)]
+        comment = next(stream.items)
+    finally:
+        conn.close()
+    assert {(i.data["consumer"], i.data["state"]) for i in first} == {
+        ("email", "pending"), ("inventory", "pending"), ("analytics", "pending")}
+    assert comment.kind == "comment" and comment.data == "keep-alive"
+
+
+def test_stream_of_a_finished_order_ends_at_once(base_url, celery_app, runtime, worker):
+    placed = place(runtime.session_factory)
+    relay_once(celery_app, runtime, grace_seconds=0)
+    wait_until(lambda: all_final(runtime.session_factory, placed.event_id))
+
+    items = read_until_end(f"{base_url}/orders/{placed.order_id}/events", timeout=10)
+
+    assert [i.kind for i in items] == ["message", "message", "message", "end"]
+    assert {i.data["state"] for i in items[:3]} == {"succeeded"}
+
+
+def test_unknown_order_stream_is_a_json_404(base_url):
+    conn, stream = open_stream(f"{base_url}/orders/nope/events", timeout=10)
+    conn.close()
+    assert stream.status == 404 and stream.content_type == "application/json"
+
+
+def test_without_pubsub_deliveries_still_succeed_and_the_stream_still_ends(
+    live_settings, celery_app, runtime, worker
+):
+    # Live announcements and the stream's subscription both go to a Redis that is not there;
+    # the broker (celery_app) is still the real one.
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    no_pubsub = dataclasses.replace(live_settings, redis_url=dead_redis)
+    runtime_module.configure(no_pubsub)
+    placed = place(runtime.session_factory)
+    app = create_app({"ORDERFLOW_SETTINGS": no_pubsub, "AFTER_COMMIT": None})
+
+    with serve(app) as url:
+        relay_once(celery_app, runtime, grace_seconds=0)
+        items = read_until_end(f"{url}/orders/{placed.order_id}/events", timeout=30)
+
+    assert items[-1].kind == "end"
+    assert {i.data["consumer"]: i.data["state"] for i in items if i.kind == "message"} == {
+        "email": "succeeded", "inventory": "succeeded", "analytics": "succeeded"}

@@ -1,0 +1,88 @@
+"""The operator page: recent orders with their delivery states, dead letters with Replay/Discard.
+
+Server-rendered (Jinja, no build step), behind the same basic auth as
+/admin/api. Forms post back here and redirect to the page with a notice; each
+task links to Flower (`<FLOWER_URL>/task/<event_id>:<consumer>`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, Flask, redirect, render_template, request, url_for
+
+from orders import dead_letter_actions as actions
+from orders import dead_letters
+from orders.deliveries import PENDING, RETRYING, RUNNING
+from orders.errors import OrderflowError
+from orders.queries import recent_orders
+from web import admin_api, auth
+from web.routes import services
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
+IN_FLIGHT = {PENDING, RUNNING, RETRYING}
+RECENT_ORDERS = 20
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+    admin_api.register(app)
+
+
+@blueprint.before_request
+def _login() -> None:
+    auth.check(services().settings.admin_password)
+
+
+@blueprint.get("")
+def page():  # type: ignore[no-untyped-def]
+    svc = services()
+    orders = recent_orders(svc.session_factory, limit=RECENT_ORDERS)
+    letters = dead_letters.list_dead_letters(svc.session_factory)
+    busy = any(d["state"] in IN_FLIGHT for o in orders for e in o["events"] for d in e["deliveries"].values())
+    return render_template(
+        "admin.html",
+        orders=orders,
+        dead_letters=letters,
+        flower_url=svc.settings.flower_url,
+        token=auth.form_token(svc.settings.admin_password),
+        notice=request.args.get("notice"),
+        problem=request.args.get("problem"),
+        refresh=busy,
+    )
+
+
+@blueprint.post("/dead-letters/<ref>/replay")
+def replay(ref: str):  # type: ignore[no-untyped-def]
+    def act() -> str:
+        done = actions.replay_dead_letter(
+            services().session_factory, ref=ref, actor=admin_api.actor(request.form.get("by")),
+            reason=_reason("replayed from the operator page"), publish=admin_api.publisher())
+        return f"replayed delivery {done.delivery_id} ({done.task_id})"
+
+    return _form_action(act)
+
+
+@blueprint.post("/dead-letters/<ref>/discard")
+def discard(ref: str):  # type: ignore[no-untyped-def]
+    def act() -> str:
+        done = actions.discard_dead_letter(
+            services().session_factory, ref=ref, actor=admin_api.actor(request.form.get("by")),
+            reason=_reason(""))
+        return f"discarded delivery {done['id']}"
+
+    return _form_action(act)
+
+
+def _form_action(act: Callable[[], str]):  # type: ignore[no-untyped-def]
+    """Check the form token, act, and go back to the page saying what happened."""
+    auth.check_form(services().settings.admin_password)
+    try:
+        notice = act()
+    except OrderflowError as exc:  # refused (e.g. already succeeded): shown, not a crash
+        return redirect(url_for("admin.page", problem=exc.message))
+    return redirect(url_for("admin.page", notice=notice))
+
+
+def _reason(default: str) -> str:
+    return request.form.get("reason", "").strip() or default

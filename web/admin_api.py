@@ -1,0 +1,109 @@
+"""Dead letters over HTTP (JSON), behind the operator's basic auth.
+
+    GET  /admin/api/dead-letters?consumer=&error=&since=&until=&state=&limit=
+    GET  /admin/api/dead-letters/<id>                 (id or task id <event_id>:<consumer>)
+    POST /admin/api/dead-letters/<id>/replay          {"by"?, "reason"?}
+    POST /admin/api/dead-letters/replay               {"consumer", "since"?, "until"?, "error"?, "limit"?}
+    POST /admin/api/dead-letters/<id>/discard         {"reason", "by"?}
+
+POST bodies must be JSON: a browser on another site cannot send that without
+a CORS preflight, which this API never grants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+
+from orders import dead_letter_actions as actions
+from orders import dead_letters
+from orders.dead_letter_actions import Publish
+from orders.errors import InvalidArgument
+from web import auth
+from web.routes import json_body, services
+
+blueprint = Blueprint("admin_api", __name__, url_prefix="/admin/api")
+# Bulk replays run inside the request: keep them short (the CLI has no such cap).
+HTTP_BULK_LIMIT, HTTP_BULK_RATE = 50, 10.0
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+
+
+def publisher() -> Publish:
+    publish = current_app.config.get("REPLAY_PUBLISH")
+    if publish is None:
+        from tasks.publisher import replay_publisher  # the web app wires Celery in
+
+        publish = current_app.config["REPLAY_PUBLISH"] = replay_publisher()
+    return publish  # type: ignore[no-any-return]
+
+
+def actor(by: object) -> str:
+    """For the audit trail: who they say they are (else the login user), marked as from the web."""
+    name = str(by or "").strip()
+    return f"{name} (web)" if name else f"{auth.ADMIN_USER} (web)"
+
+
+@blueprint.before_request
+def _login() -> None:
+    auth.check(services().settings.admin_password)
+
+
+@blueprint.get("/dead-letters")
+def list_letters():  # type: ignore[no-untyped-def]
+    args = request.args
+    filters = dead_letters.make_filters(consumer=args.get("consumer"), error=args.get("error"),
+                                        since=args.get("since"), until=args.get("until"),
+                                        state=args.get("state"), limit=args.get("limit"))
+    return jsonify(dead_letters=dead_letters.list_dead_letters(services().session_factory, filters))
+
+
+@blueprint.get("/dead-letters/<ref>")
+def show_letter(ref: str):  # type: ignore[no-untyped-def]
+    return jsonify(dead_letter=dead_letters.show_dead_letter(services().session_factory, ref))
+
+
+@blueprint.post("/dead-letters/<ref>/replay")
+def replay_letter(ref: str):  # type: ignore[no-untyped-def]
+    body = _object(json_body())
+    done = actions.replay_dead_letter(services().session_factory, ref=ref, actor=actor(body.get("by")),
+                                      reason=str(body.get("reason") or "replayed over the API"),
+                                      publish=publisher())
+    return jsonify(replayed={"id": done.delivery_id, "task_id": done.task_id, "queue": done.consumer}), 202
+
+
+@blueprint.post("/dead-letters/replay")
+def replay_letters():  # type: ignore[no-untyped-def]
+    body = _object(json_body())
+    if not body.get("consumer"):
+        raise InvalidArgument("a bulk replay needs \"consumer\"")
+    filters = dead_letters.make_filters(consumer=body.get("consumer"), error=body.get("error"),
+                                        since=body.get("since"), until=body.get("until"),
+                                        limit=body.get("limit") or HTTP_BULK_LIMIT)
+    filters = replace(filters, limit=min(filters.limit, HTTP_BULK_LIMIT))
+    result = actions.replay_dead_letters(
+        services().session_factory, filters=filters, actor=actor(body.get("by")),
+        reason=str(body.get("reason") or "bulk replay over the API"), publish=publisher(),
+        per_second=HTTP_BULK_RATE)
+    return jsonify(
+        replayed=[{"id": r.delivery_id, "task_id": r.task_id} for r in result.replayed],
+        skipped=[{"id": delivery_id, "reason": why} for delivery_id, why in result.refused],
+    ), 202
+
+
+@blueprint.post("/dead-letters/<ref>/discard")
+def discard_letter(ref: str):  # type: ignore[no-untyped-def]
+    body = _object(json_body())
+    done = actions.discard_dead_letter(services().session_factory, ref=ref, actor=actor(body.get("by")),
+                                       reason=str(body.get("reason") or ""))
+    return jsonify(discarded=done)
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidArgument("the body must be a JSON object")
+    return body
