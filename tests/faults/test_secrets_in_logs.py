@@ -1,13 +1,18 @@
-"""No password or secret appears in what the processes log, even while things go wrong.
+"""Operator surfaces refuse unauthenticated requests, and no password or secret appears in
+what the processes log, even while things go wrong.
 
 Every URL carries a password: Redis (the server requires it), PostgreSQL (trust
 auth accepts any) and SMTP (the sink offers no STARTTLS, so every email attempt
-fails and is logged). Redis is also killed and restarted mid-run, so that
-connection errors are logged by the web, the relay and the workers.
+fails and is logged); the operator page and Flower have their logins. Redis is
+also killed and restarted mid-run, so that connection errors are logged by the
+web, the relay and the workers.
 """
 
 from __future__ import annotations
 
+import base64
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,15 +20,31 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from devtools.ports import free_port, wait_for_port
 from orders.models import Delivery
 from tests.support.http import place_many
-from tests.support.processes import OwnedRedis
+from tests.support.processes import OwnedRedis, procfile_command
 from tests.support.waiting import wait_until
 
 REDIS_SECRET = "redis-S3cret-9f2c"
 DB_SECRET = "db-S3cret-71ab"
 SMTP_SECRET = "smtp-S3cret-4e0d"
-SECRETS = (REDIS_SECRET, DB_SECRET, SMTP_SECRET)
+ADMIN_SECRET = "admin-S3cret-58d1"
+FLOWER_SECRET = "flower-S3cret-c3a7"
+SECRETS = (REDIS_SECRET, DB_SECRET, SMTP_SECRET, ADMIN_SECRET, FLOWER_SECRET)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def status(url: str, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 @pytest.fixture
@@ -43,9 +64,23 @@ def process_smtp_url(mail_sink) -> str:  # type: ignore[no-untyped-def]
     return f"smtp://mailer:{SMTP_SECRET}@127.0.0.1:{mail_sink.port}"
 
 
-def test_no_secret_in_any_log_or_dead_letter(procs, db, owned_redis):
+def test_operator_surfaces_refuse_strangers_and_no_secret_reaches_a_log(procs, db, owned_redis, tmp_path):
+    procs.env.update(ORDERFLOW_ADMIN_PASSWORD=ADMIN_SECRET, FLOWER_BASIC_AUTH=f"admin:{FLOWER_SECRET}",
+                     FLOWER_PORT=str(free_port()), ORDERFLOW_VAR_DIR=str(tmp_path / "var"))
     web = procs.web()
     procs.relay()
+    procs.start("flower", ["sh", "-c", procfile_command("flower")])
+    flower = f"http://127.0.0.1:{procs.env['FLOWER_PORT']}"
+    wait_for_port(int(procs.env["FLOWER_PORT"]), timeout=30)
+
+    for url, user, secret in ((f"{web}/admin", "admin", ADMIN_SECRET),
+                              (f"{web}/admin/api/dead-letters", "admin", ADMIN_SECRET),
+                              (f"{flower}/api/workers", "admin", FLOWER_SECRET),
+                              (f"{flower}/workers", "admin", FLOWER_SECRET)):
+        assert status(url) == 401, url
+        assert status(url, basic(user, "guess")) == 401, url
+        assert status(url, basic(user, secret)) == 200, url
+
     workers = [procs.worker(c) for c in ("email", "inventory", "analytics")]
     assert {a.status for a in place_many(web, 3, threads=3)} == {201}
     wait_until(lambda: all(w.text().count("received") >= 3 for w in workers), timeout=30,
