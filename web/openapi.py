@@ -42,6 +42,16 @@ PLACE_ORDER_IN = {
     },
 }
 
+SIGN_UP_IN = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["email"],
+    "properties": {
+        "email": {"type": "string", "format": "email", "maxLength": 320},
+        "name": {"type": "string", "maxLength": 200},
+    },
+}
+
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -79,6 +89,19 @@ OPENAPI: dict[str, Any] = {
                 "200": _json({"type": "object", "required": ["order"]},
                              "the order, its lines and one delivery status per consumer"),
                 "404": _error("no such order"),
+                "503": _error("database unavailable"),
+            },
+        }},
+        "/customers": {"post": {
+            "operationId": "signUpCustomer",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": SIGN_UP_IN}}},
+            "responses": {
+                "201": _json({"type": "object", "required": ["customer", "event_id"]}, "signed up"),
+                "400": _error("malformed JSON"),
+                "409": _error("email already signed up"),
+                "413": _error("body over 64 KiB"),
+                "415": _error("not JSON"),
+                "422": _error("invalid fields"),
                 "503": _error("database unavailable"),
             },
         }},
