@@ -46,6 +46,10 @@ task_send_sent_event = True
 
 task_soft_time_limit = int(os.environ.get("TASK_SOFT_TIME_LIMIT", 50))
 task_time_limit = int(os.environ.get("TASK_TIME_LIMIT", 60))
+# How long the pool waits, after a child process died, before it reports WorkerLostError
+# (which requeues the message). Must stay below task_time_limit: otherwise the time limit
+# fires first on the dead child and the message is acknowledged as failed instead.
+worker_lost_wait = float(os.environ.get("WORKER_LOST_WAIT", 10))
 
 # One queue per consumer, routed by task name (orders.<consumer>.<task>);
 # "celery" stays for Celery's own control tasks (ping).

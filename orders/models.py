@@ -92,6 +92,8 @@ class OutboxEvent(Base):
             postgresql_where=text("published_at IS NULL"),
             sqlite_where=text("published_at IS NULL"),
         ),
+        # The reconciler reads events by publication time (orders/reconcile.py).
+        Index("ix_outbox_published_at", "published_at"),
     )
 
 

@@ -32,6 +32,12 @@ class Settings:
     relay_poll_seconds: float = 0.5
     relay_batch_size: int = 200
     payment_timeout_seconds: float = 2.0
+    # The reconciler republishes a delivery still not final this long after its event was
+    # published (lost from Redis). Must exceed every backoff cap + task time limit.
+    reconcile_after_seconds: float = 600.0
+    reconcile_poll_seconds: float = 5.0
+    # Events published longer ago than this are no longer looked at.
+    reconcile_horizon_seconds: float = 7 * 24 * 3600.0
     # The operator pages and /admin/api need it (HTTP basic auth, user `admin`); unset = disabled.
     admin_password: str | None = field(default=None, repr=False)
     # Where the operator page links a task to (`<flower_url>/task/<task id>`).
@@ -55,6 +61,15 @@ class Settings:
             relay_grace_seconds=float(env.get("RELAY_GRACE_SECONDS", defaults.relay_grace_seconds)),
             relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", defaults.relay_poll_seconds)),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", defaults.relay_batch_size)),
+            reconcile_after_seconds=float(
+                env.get("RECONCILE_AFTER_SECONDS", defaults.reconcile_after_seconds)
+            ),
+            reconcile_poll_seconds=float(
+                env.get("RECONCILE_POLL_SECONDS", defaults.reconcile_poll_seconds)
+            ),
+            reconcile_horizon_seconds=float(
+                env.get("RECONCILE_HORIZON_SECONDS", defaults.reconcile_horizon_seconds)
+            ),
             admin_password=env.get("ORDERFLOW_ADMIN_PASSWORD") or None,
             flower_url=(env.get("FLOWER_URL") or defaults.flower_url).rstrip("/"),
             sse_keepalive_seconds=float(env.get("SSE_KEEPALIVE_SECONDS", defaults.sse_keepalive_seconds)),

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from celery import Celery
 
 from orders.dead_letter_actions import Publish, Redelivery
-from orders.subscriptions import subscribers_of, task_id_for
+from orders.subscriptions import Subscriber, subscribers_of, task_id_for
 
 # Fail fast when the broker is away: the relay comes back for the event later.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
@@ -33,6 +33,17 @@ def publish_events(app: Celery, events: Iterable[PublishableEvent]) -> int:
                 _send(app, subscriber.task_name, subscriber.queue, event.id, event.payload,
                       task_id_for(event.id, subscriber.consumer), producer)
                 sent += 1
+    return sent
+
+
+def publish_deliveries(app: Celery, deliveries: Iterable[tuple[str, Any, Subscriber]]) -> int:
+    """One message per (event id, payload, subscriber): what the reconciler resends."""
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        for event_id, payload, subscriber in deliveries:
+            _send(app, subscriber.task_name, subscriber.queue, event_id, payload,
+                  task_id_for(event_id, subscriber.consumer), producer)
+            sent += 1
     return sent
 
 

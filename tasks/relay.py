@@ -69,15 +69,25 @@ def _mask(text: str, app: Celery) -> str:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from tasks import app  # registers the consumer tasks, so messages name real tasks
+    from tasks import app, reconciler  # `tasks` registers the consumer tasks: messages name real ones
     from tasks import runtime as runtime_module
-    from tasks.safety import check_or_exit
+    from tasks.safety import UnsafeSettings, check_or_exit
 
     check_or_exit(app)
+    runtime = runtime_module.current()
+    found = reconciler.deadline_problems(app, runtime)
+    if found:
+        raise UnsafeSettings("orderflow: refusing to start: " + "; ".join(found))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    run(app, runtime_module.current(), stop)
+    # Both loops in one process: the relay sends what was never published, the
+    # reconciler what was published and then lost.
+    reconciling = threading.Thread(target=reconciler.run, args=(app, runtime, stop),
+                                   name="reconciler", daemon=True)
+    reconciling.start()
+    run(app, runtime, stop)
+    reconciling.join(timeout=10)
     log.info("relay stopped")
 
 

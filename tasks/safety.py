@@ -17,6 +17,10 @@ REQUIRED = {
 }
 
 
+# The prefork pool notices a dead child process on a 5 s timer, then waits worker_lost_wait.
+POOL_CHECK_SECONDS = 5.0
+
+
 class UnsafeSettings(SystemExit):
     """SystemExit, so that Celery's signal dispatch lets it through and the process stops."""
 
@@ -40,6 +44,13 @@ def problems(app: Celery) -> list[str]:
                 f"broker_transport_options['visibility_timeout'] {visibility}s, or Redis runs "
                 "the message twice"
             )
+    lost_wait = conf.get("worker_lost_wait") or 10
+    if time_limit and lost_wait + POOL_CHECK_SECONDS >= time_limit:
+        found.append(
+            f"worker_lost_wait {lost_wait:g}s + {POOL_CHECK_SECONDS:g}s (the pool's dead-process check) "
+            f"must stay below task_time_limit {time_limit}s, or a killed worker's task times out "
+            "first and its message is acknowledged, not redelivered"
+        )
     lease = conf.get("orderflow_lease_seconds", 90)
     if lease <= time_limit:
         found.append(f"orderflow_lease_seconds {lease:g} must exceed task_time_limit {time_limit}")

@@ -23,7 +23,10 @@ def json_body() -> Any:
 
     if not request.is_json:
         raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # the parser recurses per level: 64 KiB of "[[[[..." exhausts the stack
+        raise BadRequest("the body is not valid JSON: nested too deeply") from None
     if data is None:
         raise BadRequest("the body is not valid JSON")
     return data
@@ -52,6 +55,13 @@ def show_order(order_id: str):  # type: ignore[no-untyped-def]
 @blueprint.get("/products")
 def products():  # type: ignore[no-untyped-def]
     return jsonify(products=list_products(services().session_factory))
+
+
+@blueprint.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    from web.openapi import OPENAPI
+
+    return jsonify(OPENAPI)
 
 
 @blueprint.get("/healthz")

@@ -35,3 +35,11 @@ def test_backoff_cap_near_visibility_timeout_is_refused_with_one_line():
 )
 def test_unsafe_settings_are_named(setting, value):
     assert any(setting in p for p in problems(configured(**{setting: value})))
+
+
+def test_worker_lost_wait_beyond_time_limit_is_refused():
+    # Found by the poison-message fault test: with the time limit first, a killed
+    # pool process's task "times out", is acknowledged, and is not redelivered.
+    found = problems(configured(task_time_limit=12, task_soft_time_limit=10, worker_lost_wait=10))
+    assert any("worker_lost_wait 10s + 5s (the pool's dead-process check) must stay below "
+               "task_time_limit 12s" in p for p in found)

@@ -1,0 +1,71 @@
+"""The reconciler: republishes deliveries that should have happened by now.
+
+It runs inside the relay process (`python -m tasks.relay`), next to the relay
+loop. The relay covers events that were never published; the reconciler covers
+messages that were published and then lost (Redis restarted without
+persistence, a worker host died holding the message). See `orders/reconcile.py`
+for what counts as overdue. Republishing is harmless: the task id is the same
+and the delivery record makes a second copy a no-op.
+
+The deadline (`RECONCILE_AFTER_SECONDS`, default 600 s) must exceed every
+retry backoff cap plus the task time limit, or the reconciler would republish
+deliveries that are merely waiting for their next retry; the relay refuses to
+start otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import Celery
+
+from orders.reconcile import find_overdue, mark_republished
+from orders.subscriptions import all_consumers
+from tasks.policies import policy_for
+from tasks.publisher import publish_deliveries
+from tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def reconcile_once(app: Celery, runtime: Runtime) -> int:
+    """Republish one batch of overdue deliveries; returns how many went out."""
+    settings = runtime.settings
+    overdue = find_overdue(
+        runtime.session_factory, after_seconds=settings.reconcile_after_seconds,
+        horizon_seconds=settings.reconcile_horizon_seconds, limit=settings.relay_batch_size,
+    )
+    if not overdue:
+        return 0
+    publish_deliveries(app, ((o.event_id, o.payload, o.subscriber) for o in overdue))
+    mark_republished(runtime.session_factory, overdue, after_seconds=settings.reconcile_after_seconds)
+    log.warning("reconciler republished %d overdue deliveries: %s", len(overdue), ", ".join(
+        f"event={o.event_id} consumer={o.subscriber.consumer} was={o.state}" for o in overdue[:5]))
+    return len(overdue)
+
+
+def run(app: Celery, runtime: Runtime, stop: threading.Event) -> None:
+    """Loop until `stop` is set; errors (broker or database away) are logged and retried."""
+    log.info("reconciler started: republishes deliveries not final %gs after publishing",
+             runtime.settings.reconcile_after_seconds)
+    while not stop.is_set():
+        try:
+            reconcile_once(app, runtime)
+        except Exception as exc:
+            log.warning("reconciler pass failed (%s); trying again later", type(exc).__name__)
+        stop.wait(runtime.settings.reconcile_poll_seconds)
+
+
+def deadline_problems(app: Celery, runtime: Runtime) -> list[str]:
+    """The deadline must outlast the longest legitimate wait of any delivery."""
+    deadline = runtime.settings.reconcile_after_seconds
+    time_limit = app.conf.get("task_time_limit") or 0
+    lease = app.conf.get("orderflow_lease_seconds", 90)
+    overrides = app.conf.get("orderflow_retry_policies")
+    longest = max([lease] + [policy_for(c, overrides).backoff_max + time_limit for c in all_consumers()])
+    if deadline <= longest:
+        return [f"RECONCILE_AFTER_SECONDS {deadline:g} must exceed the longest legitimate wait of a "
+                f"delivery ({longest:g}s: backoff cap + task_time_limit, or the lease), or the "
+                "reconciler republishes deliveries that are only waiting for their retry"]
+    return []
