@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -94,7 +95,7 @@ def succeed_within(session: Session, *, event_id: str, consumer: str) -> bool:
     The caller must roll back its effect when this returns False: that is what
     makes a concurrent duplicate harmless.
     """
-    table = Delivery.__table__
+    table = cast(Table, Delivery.__table__)
     # A Core UPDATE on the table, not the ORM-enabled `update(Delivery)`: no ORM object is
     # involved, and the ORM's bulk-update bookkeeping cost more CPU than the statement itself.
     result: CursorResult = session.execute(  # type: ignore[assignment]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, Table, update
 from sqlalchemy.orm import Session
 
 from orders.models import OrderLine, Product
@@ -21,7 +21,7 @@ def reserve_stock(session: Session, payload: dict[str, Any]) -> dict[str, str]:
     """
     # Core UPDATEs on the tables: the ORM-enabled form spends more CPU on bookkeeping
     # for objects this session never loaded than on the statement.
-    products, lines = Product.__table__, OrderLine.__table__
+    products, lines = cast(Table, Product.__table__), cast(Table, OrderLine.__table__)
     outcomes: dict[str, str] = {}
     for line in sorted(payload["lines"], key=lambda ln: ln["sku"]):
         sku, quantity = line["sku"], int(line["quantity"])
