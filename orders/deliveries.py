@@ -52,7 +52,11 @@ def begin(
     """Count an attempt and take the lease, unless the delivery is final or leased."""
     now = utcnow()
     lease_until = now + timedelta(seconds=lease_seconds)
-    with session_factory.begin() as session:
+    # One statement, atomic on its own: run it in autocommit mode, so the database sees one
+    # round trip instead of three (BEGIN, the upsert, COMMIT). The follow-up SELECT (rare:
+    # final or leased elsewhere) only reports what the upsert refused; it needs no transaction.
+    with session_factory() as session:
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         table = Delivery.__table__
         insert = _insert_for(session).values(
             event_id=event_id,
