@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--orders", type=int, default=2000, help="orders (events) per throughput run")
-    p.add_argument("--scale-orders", type=int, default=400,
+    p.add_argument("--scale-orders", type=int, default=250,
                    help="orders per scale-out and events-off run")
-    p.add_argument("--requests", type=int, default=150, help="requests per producer-latency sample")
+    p.add_argument("--requests", type=int, default=120, help="requests per producer-latency sample")
     p.add_argument("--relay-events", type=int, default=2000)
     p.add_argument("--growth-large", type=int, default=500_000)
     p.add_argument("--only", nargs="*", choices=["throughput", "relay", "producer", "growth"])
