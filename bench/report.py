@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from bench.stats import ratio_summary, summary
@@ -79,7 +80,7 @@ def chart_bars(path: Path, title: str, labels: list[str], series: dict[str, list
         meds = [s["median"] for s in stats]
         err = [[s["median"] - s["min"] for s in stats], [s["max"] - s["median"] for s in stats]]
         ax.bar(xs, meds, width, yerr=err, capsize=4, label=name)
-    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xticks(range(len(labels)), [textwrap.fill(label, 22) for label in labels], fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     if len(series) > 1:
@@ -122,7 +123,15 @@ def producer_section(res: dict, charts: Path, rel: Path, verdicts: list[str]) ->
 
 
 def throughput_section(res: dict, charts: Path, rel: Path, verdicts: list[str]) -> list[str]:
-    from bench.throughput import BARE_CELERY, DRAMATIQ, EVENTS_OFF, ORDERFLOW, SCALE_OUT, scale_name
+    from bench.throughput import (
+        BARE_CELERY,
+        DRAMATIQ,
+        EVENTS_OFF,
+        ORDERFLOW,
+        SAFE_CELERY,
+        SCALE_OUT,
+        scale_name,
+    )
 
     rate = {name: col(runs, "executions_per_s") for name, runs in res.items()}
     vs_celery = ratio_summary(rate[ORDERFLOW], rate[BARE_CELERY])
@@ -135,7 +144,7 @@ def throughput_section(res: dict, charts: Path, rel: Path, verdicts: list[str]) 
     verdicts.append("5. Scale-out: no numeric target; measured below (1, 2, 4 worker processes per queue)")
     verdicts.append(f"6. Monitoring cost, events off / events on = {fmt(slowdown, '{:.2f}')}× slowdown "
                     f"(target ≤ 1.3): {verdict(slowdown['median'] <= 1.3)}")
-    main = [BARE_CELERY, DRAMATIQ, ORDERFLOW]
+    main = [n for n in (BARE_CELERY, SAFE_CELERY, DRAMATIQ, ORDERFLOW) if n in res]
     chart_bars(charts / "throughput.png", "Executions (deliveries) per second, higher is better",
                main, {"per second": [summary(rate[n]) for n in main]}, "per second")
 

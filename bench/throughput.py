@@ -1,7 +1,9 @@
 """Pipeline throughput, monitoring cost and scale-out, interleaved with the baselines.
 
 Each repetition runs, in this order, against one private Redis and one
-PostgreSQL database: bare Celery (defaults, prefork, no-op tasks), Dramatiq
+PostgreSQL database: bare Celery (defaults, prefork, no-op tasks), the same with
+orderflow's safety settings (late acks, reject on worker lost, prefetch 1, task
+events), Dramatiq
 (no-op actors), orderflow as the Procfile runs it (task events on, Flower
 connected), then on a smaller order count orderflow with task events off (no
 Flower) and orderflow with 1, 2 and 4 worker processes per queue (events on).
@@ -20,6 +22,7 @@ from bench.services import Sink
 
 SCALE_OUT = (1, 2, 4)
 BARE_CELERY, DRAMATIQ = "bare Celery (defaults)", "Dramatiq"
+SAFE_CELERY = "bare Celery, orderflow's safety settings"
 ORDERFLOW = "orderflow (events on, Flower)"
 EVENTS_OFF = "orderflow (events off)"
 
@@ -35,6 +38,7 @@ def variants(redis_url: str, database_url: str, sink: Sink, *, n_orders: int, sc
     run = functools.partial(pipeline.run_once, redis_url, database_url, sink)
     todo: dict[str, Callable[[], dict]] = {
         BARE_CELERY: functools.partial(celery_bare.run_once, redis_url, n_events=n_orders),
+        SAFE_CELERY: functools.partial(celery_bare.run_once, redis_url, n_events=n_orders, safe=True),
         DRAMATIQ: functools.partial(dramatiq_bare.run_once, redis_url, n_events=n_orders,
                                     threads=dramatiq_threads),
         ORDERFLOW: functools.partial(run, n_orders=n_orders, events=True),
