@@ -48,6 +48,8 @@ def header(meta: dict) -> list[str]:
         "`docs/bench/results.json`.",
         "",
         f"- **Command**: `{meta['command']}` — started {meta['started']}, took {meta['minutes']} min",
+        *[f"- **Re-run afterwards**: `{r['command']}` (sections: {', '.join(r['sections'])}) — started "
+          f"{r['started']}, took {r['minutes']} min; {r.get('why', '')}" for r in meta.get("reruns", [])],
         f"- **Machine**: {m['cores']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Linux {m['kernel']}; "
         f"load average {m['load_start'][0]:.1f} at start, {m['load_end'][0]:.1f} at end (the machine is "
         "shared: other test suites ran at the same time)",
@@ -264,7 +266,8 @@ def growth_section(res: dict, charts: Path, rel: Path, verdicts: list[str]) -> l
     data = res["results"]
     small, large = list(data)
     metrics = [("post_p50_ms", "POST /orders p50 ms"), ("get_p50_ms", "GET /orders/<id> p50 ms"),
-               ("relay_pass_ms", "relay pass, 150 new events, ms"), ("relay_idle_ms", "idle relay poll, ms")]
+               ("relay_pass_ms", "relay pass, 150 new events, ms"),
+               ("relay_idle_ms", "idle relay poll (median of 20), ms")]
     rows, worst = [], 0.0
     for key, label in metrics:
         r = ratio_summary(col(data[large], key), col(data[small], key))

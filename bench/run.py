@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=120, help="requests per producer-latency sample")
     p.add_argument("--relay-events", type=int, default=2000)
     p.add_argument("--growth-large", type=int, default=500_000)
-    p.add_argument("--only", nargs="*", choices=["throughput", "relay", "producer", "growth"])
+    p.add_argument("--only", nargs="*", choices=["throughput", "relay", "producer", "growth"],
+                   help="run these sections; with an existing results.json, replace just them")
     p.add_argument("--out", default=str(REPO_ROOT / "BENCHMARKS.md"))
     p.add_argument("--charts", default=str(REPO_ROOT / "docs" / "bench"))
     p.add_argument("--report-only", action="store_true",
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 3:
         print("bench: note: fewer than 3 repetitions is a smoke run, not a result", file=sys.stderr)
     sections = set(args.only or ["throughput", "relay", "producer", "growth"])
-    meta = {"command": os.environ.get("BENCH_COMMAND") or " ".join(["python -m bench.run", *sys.argv[1:]]),
+    command = (os.environ.get("BENCH_COMMAND") or "").strip()
+    meta = {"command": command or " ".join(["python -m bench.run", *sys.argv[1:]]),
             "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
             "versions": versions(), "args": vars(args)}
     results: dict = {}
@@ -106,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     meta["machine"]["load_end"] = os.getloadavg()
     raw = Path(args.charts) / "results.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
+    if args.only and raw.exists():  # a partial re-run replaces its sections in the full run's results
+        saved = json.loads(raw.read_text())
+        rerun = {k: meta[k] for k in ("command", "started", "minutes")}
+        rerun.update(sections=sorted(sections), why=os.environ.get("BENCH_RERUN_WHY", ""))
+        meta = {**saved["meta"], "reruns": [*saved["meta"].get("reruns", []), rerun]}
+        results = {**saved["results"], **results}
     raw.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     text_md = report.write(meta, results, out=Path(args.out), charts=Path(args.charts))
     print(text_md)
