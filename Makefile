@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ test: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -c examples/django_shop/pytest.ini \
 		--rootdir examples/django_shop examples/django_shop $(PYTEST_ARGS)
+
+# Benchmarks (not tests): needs PostgreSQL (BENCH_POSTGRES_URL, default
+# postgresql://postgres@127.0.0.1:5432/test); writes BENCHMARKS.md and docs/bench/*.png.
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BENCH_COMMAND="make bench $(BENCH_ARGS)" $(PY) -m bench.run $(BENCH_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

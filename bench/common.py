@@ -174,6 +174,15 @@ class WorkerSet:
     def cpu_seconds(self) -> float:
         return sum(tree_cpu_seconds(w.proc.pid) for w in self.workers)
 
+    def cpu_by_prefix(self, prefixes: list[str]) -> dict[str, float]:
+        """CPU seconds per group of workers whose names start with each prefix."""
+        return {p: sum(tree_cpu_seconds(w.proc.pid) for w in self.workers if w.name.startswith(p))
+                for p in prefixes}
+
+    def peak_rss_mb(self) -> list[float]:
+        """Peak resident memory (VmHWM) of every live process of every worker, in MiB."""
+        return [kb / 1024 for w in self.workers for kb in tree_peak_rss_kb(w.proc.pid)]
+
     def stop(self) -> None:
         for w in self.workers:
             stop_process_group(w.proc)
@@ -239,6 +248,32 @@ def tree_cpu_seconds(root: int) -> float:
             total += stats[pid][1]
             stack.extend(children.get(pid, ()))
     return total / CLK_TCK
+
+
+def tree_peak_rss_kb(root: int) -> list[int]:
+    """VmHWM (peak RSS, KiB) of `root` and each live descendant."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _read_stat(int(entry))
+            if st is not None:
+                parents[int(entry)] = st[0]
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == pid]
+        tree.update(kids)
+        frontier.extend(kids)
+    peaks = []
+    for pid in sorted(tree):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peaks.append(int(line.split()[1]))
+        except OSError:
+            pass
+    return peaks
 
 
 # ------------------------------------------------------------------- measure

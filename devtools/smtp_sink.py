@@ -4,6 +4,7 @@
     python -m devtools.smtp_sink --port 8025 --fail-code 550 --fail-first -1   # reject everything
     SMTP_SINK_FAIL_CODE=451 python -m devtools.smtp_sink --port 8025            # the same, from the env
     SMTP_SINK_FAIL_CODE=451 SMTP_SINK_FAIL_FIRST=4 python -m devtools.smtp_sink  # reject 4, then accept
+    python -m devtools.smtp_sink --port 8025 --delay-ms 50    # answer each message after 50 ms
 
 Tests start it in-process with `SmtpSink(...)` to script failures: the first
 `fail_first` messages get `fail_code`, the rest are accepted.
@@ -12,6 +13,7 @@ Tests start it in-process with `SmtpSink(...)` to script failures: the first
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import threading
 import time
@@ -24,8 +26,10 @@ from orders.settings import VAR_DIR
 
 
 class ScriptedHandler:
-    def __init__(self, mail_dir: Path, *, fail_first: int = 0, fail_code: int = 451) -> None:
+    def __init__(self, mail_dir: Path, *, fail_first: int = 0, fail_code: int = 451,
+                 delay_seconds: float = 0.0) -> None:
         self.mail_dir = mail_dir
+        self.delay_seconds = delay_seconds  # a realistic mail server takes time per message
         self.fail_first = fail_first  # -1: fail every message
         self.fail_code = fail_code
         self.attempts: list[float] = []  # monotonic time of every DATA, accepted or not
@@ -35,6 +39,8 @@ class ScriptedHandler:
         with self._lock:
             self.attempts.append(time.monotonic())
             failing = self.fail_first < 0 or len(self.attempts) <= self.fail_first
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if failing:
             reason = "try later" if self.fail_code < 500 else "rejected"
             return f"{self.fail_code} scripted failure ({reason})"
@@ -47,10 +53,12 @@ class ScriptedHandler:
 class SmtpSink:
     """An aiosmtpd server on 127.0.0.1:<port> with a ScriptedHandler."""
 
-    def __init__(self, mail_dir: Path, *, port: int = 0, fail_first: int = 0, fail_code: int = 451):
+    def __init__(self, mail_dir: Path, *, port: int = 0, fail_first: int = 0, fail_code: int = 451,
+                 delay_seconds: float = 0.0):
         from devtools.ports import free_port
 
-        self.handler = ScriptedHandler(mail_dir, fail_first=fail_first, fail_code=fail_code)
+        self.handler = ScriptedHandler(mail_dir, fail_first=fail_first, fail_code=fail_code,
+                                       delay_seconds=delay_seconds)
         self.port = port or free_port()
         self.controller: Controller | None = None
 
@@ -90,8 +98,11 @@ def main() -> None:
     parser.add_argument("--fail-first", type=int, default=fail_first,
                         help="answer the first N messages with --fail-code (-1: all)")
     parser.add_argument("--fail-code", type=int, default=int(fail_code or 451))
+    parser.add_argument("--delay-ms", type=float, default=0.0,
+                        help="wait this long before answering each message (a realistic server)")
     args = parser.parse_args()
-    with SmtpSink(args.dir, port=args.port, fail_first=args.fail_first, fail_code=args.fail_code):
+    with SmtpSink(args.dir, port=args.port, fail_first=args.fail_first, fail_code=args.fail_code,
+                  delay_seconds=args.delay_ms / 1000):
         print(f"SMTP sink on 127.0.0.1:{args.port}, storing mail in {args.dir}", flush=True)
         threading.Event().wait()
 

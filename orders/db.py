@@ -11,13 +11,16 @@ from sqlalchemy.orm import Session, sessionmaker
 SessionFactory = sessionmaker[Session]
 
 
-def make_engine(database_url: str, *, connect_timeout: int = 3) -> Engine:
+def make_engine(database_url: str, *, connect_timeout: int = 3, pre_ping: bool = True) -> Engine:
+    """`pre_ping` tests every pooled connection with a round trip before use. The web
+    wants that (a request after a database restart must not fail); consumer tasks
+    turn it off (see tasks/runtime.py)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(database_url)
     return create_engine(
         database_url,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         # A database that does not answer must give a quick 503, not a hung request.
         connect_args={"connect_timeout": connect_timeout},
     )

@@ -21,9 +21,21 @@ def _counter_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
-def create_app(redis_url: str) -> Celery:
+# What orderflow's guarantees require of Celery (tasks/safety.py), for the variant
+# that separates "the cost of safe Celery settings" from "the cost of orderflow's work".
+SAFE_SETTINGS = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    "worker_send_task_events": True,
+    "task_send_sent_event": True,
+}
+
+
+def create_app(redis_url: str, safe: bool = False) -> Celery:
     """Celery app with one no-op task per queue; everything else left default
-    except the serializer, pinned to JSON (never pickle)."""
+    except the serializer, pinned to JSON (never pickle), and, with `safe`,
+    orderflow's reliability settings."""
     app = Celery("bench_bare", broker=redis_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -31,6 +43,8 @@ def create_app(redis_url: str) -> Celery:
         result_serializer="json",
         task_routes={f"bench.noop.{q}": {"queue": q} for q in QUEUES},
     )
+    if safe:
+        app.conf.update(SAFE_SETTINGS)
     for q in QUEUES:
 
         def noop(event_id: int) -> None:
@@ -40,7 +54,7 @@ def create_app(redis_url: str) -> Celery:
     return app
 
 
-def _start_workers(workers: WorkerSet, redis_url: str, app: Celery) -> None:
+def _start_workers(workers: WorkerSet, redis_url: str, app: Celery, safe: bool = False) -> None:
     host = socket.gethostname()
     names = [f"{q}@{host}" for q in QUEUES]
     for q, name in zip(QUEUES, names, strict=True):
@@ -48,7 +62,7 @@ def _start_workers(workers: WorkerSet, redis_url: str, app: Celery) -> None:
         # core count, and we want exactly one executing process per queue.
         opts = ["-Q", q, "-n", name, "--pool", "prefork", "--concurrency", "1"]
         argv = python_m("celery", "-A", WORKER_MODULE, "worker", *opts, "--loglevel", "WARNING")
-        workers.spawn(q, argv, {"BENCH_REDIS_URL": redis_url})
+        workers.spawn(q, argv, {"BENCH_REDIS_URL": redis_url, "BENCH_CELERY_SAFE": "1" if safe else ""})
 
     def all_pong() -> bool:
         workers.check_alive()
@@ -59,16 +73,16 @@ def _start_workers(workers: WorkerSet, redis_url: str, app: Celery) -> None:
     wait_for(all_pong, 90, "celery workers to answer ping", interval=0.1)
 
 
-def run_once(redis_url: str, n_events: int = 2000) -> dict:
+def run_once(redis_url: str, n_events: int = 2000, safe: bool = False) -> dict:
     """Publish n_events x len(QUEUES) no-op tasks and time their execution.
 
     `redis_url` must be a disposable benchmark Redis: it is flushed first."""
     flush(redis_url)
-    app = create_app(redis_url)
+    app = create_app(redis_url, safe=safe)
     tasks = [app.tasks[f"bench.noop.{q}"] for q in QUEUES]
     workers = WorkerSet()
     try:
-        _start_workers(workers, redis_url, app)
+        _start_workers(workers, redis_url, app, safe=safe)
 
         def publish() -> int:
             n = 0

