@@ -24,7 +24,8 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # Enough stock that every benchmark order is `reserved`: then "stock taken" must equal
 # "quantity ordered" exactly, which is how the benchmark sees a double inventory effect.
 BENCH_STOCK = 1_000_000_000
-DATA_TABLES = ("order_lines", "orders", "outbox", "deliveries", "analytics_revenue")
+DATA_TABLES = ("order_lines", "orders", "outbox", "deliveries", "analytics_revenue", "delivery_errors",
+               "dead_letter_actions", "customers")
 
 
 def admin_url() -> str:

@@ -1,11 +1,14 @@
 """Producer latency: POST p50 / p99 over HTTP against gunicorn + PostgreSQL + Redis.
 
 Three variants served by one gunicorn (`bench/producer_app.py`, started with
-the Procfile's options), measured interleaved: orderflow, the same insert with
-no events, and the direct-call design against an SMTP sink that takes 50 ms
-per message. One client, sequential requests on a keep-alive connection.
-No consumer workers run: this measures what the request costs, not the pipeline
-(the fast path still publishes every event to Redis).
+the Procfile's options), measured interleaved: orderflow as the Procfile runs it
+on PostgreSQL (the commit NOTIFYs `python -m tasks.relay`, which publishes; no
+in-process fast path), the same insert with no events, and the direct-call
+design against an SMTP sink that takes 50 ms per message. One client, sequential
+requests on a keep-alive connection. The relay runs throughout (it publishes
+every orderflow event to Redis); no consumer workers run: this measures what
+the request costs, not the pipeline. For orderflow, how long each event waited
+between its commit and its publication (`publish_lag_*`) is read back from the outbox.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ import json
 import sys
 import time
 
+from sqlalchemy import text
+
 from bench.common import WorkerSet, flush, free_port, python_m, wait_for
 from bench.database import reset
 from bench.services import Sink, port_answers
 from bench.stats import percentile
+from orders.db import make_engine
+from orders.models import utcnow
 
 VARIANTS = {
     "orderflow": "/orders",
-    "orderflow, relay only": "/bench/orders/outbox-only",
     "no events": "/bench/orders/no-events",
     "direct call": "/bench/orders/direct",
 }
@@ -38,6 +44,30 @@ def start_gunicorn(procs: WorkerSet, env: dict[str, str]) -> int:
     procs.spawn("gunicorn", argv, env)
     wait_for(lambda: procs.check_alive() or port_answers(port), 60, "gunicorn")
     return port
+
+
+def start_relay(procs: WorkerSet, env: dict[str, str]) -> None:
+    """The Procfile's `relay`, listening before the first request."""
+    relay = procs.spawn("relay", python_m("tasks.relay"), env)
+    wait_for(lambda: procs.check_alive() or "listening for" in relay.log_tail(), 60, "relay")
+
+
+def publish_lag(database_url: str, since: object, expected: int) -> dict[str, float]:
+    """Wait until the relay has published the `expected` events committed after `since`;
+    their commit-to-publish delays (ms)."""
+    engine = make_engine(database_url)
+    query = text("SELECT extract(epoch FROM published_at - created_at) * 1000 FROM outbox "
+                 "WHERE created_at >= :since")
+    try:
+        def lags() -> list[float]:
+            with engine.connect() as conn:
+                return [float(x) if x is not None else -1.0
+                        for x in conn.scalars(query, {"since": since})]
+        wait_for(lambda: len(got := lags()) == expected and min(got) >= 0, 60, "relay published all")
+        done = lags()
+    finally:
+        engine.dispose()
+    return {"publish_lag_p50_ms": percentile(done, 50), "publish_lag_p99_ms": percentile(done, 99)}
 
 
 def post_many(port: int, path: str, n: int) -> list[float]:
@@ -64,18 +94,24 @@ def run(redis_url: str, database_url: str, sink: Sink, *, requests: int = 250, r
     flush(redis_url)
     reset(engine_url=database_url)
     sink.clear()
-    env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "SMTP_URL": sink.url}
+    # The production default: PUBLISH_MODE=auto is the relay, woken by NOTIFY, on PostgreSQL.
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "SMTP_URL": sink.url,
+           "PUBLISH_MODE": "auto"}
     procs = WorkerSet()
     results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     try:
+        start_relay(procs, env)
         port = start_gunicorn(procs, env)
         for path in VARIANTS.values():  # both gunicorn workers warm, connections pooled
             post_many(port, path, warmup)
         for rep in range(1, repeat + 1):
             for name, path in VARIANTS.items():
+                since = utcnow()
                 samples = post_many(port, path, requests)
                 r = {"p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99),
                      "requests": len(samples)}
+                if name == "orderflow":
+                    r.update(publish_lag(database_url, since, requests))
                 results[name].append(r)
                 print(f"[producer {rep}/{repeat}] {name}: p50 {r['p50_ms']:.1f} ms, "
                       f"p99 {r['p99_ms']:.1f} ms", file=sys.stderr, flush=True)

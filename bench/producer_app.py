@@ -1,7 +1,7 @@
 """`gunicorn 'bench.producer_app:create_app()'`: orderflow's API plus two comparison routes.
 
-- `POST /orders`                 orderflow itself (order + outbox event, fast-path publish)
-- `POST /bench/orders/outbox-only` orderflow without the fast path: the event waits for the relay
+- `POST /orders`                 orderflow itself, its production default (order + outbox event
+                                 + NOTIFY; on PostgreSQL the relay publishes, no fast path)
 - `POST /bench/orders/no-events` the same validation, payment and insert, no event at all
 - `POST /bench/orders/direct`    the direct-call design: the order, then inventory and
                                  analytics written and the confirmation e-mail sent inside
@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, jsonify
 from orders.consumers import analytics, email, inventory
 from orders.events import order_created_payload
 from orders.models import Order, OrderLine, new_id
-from orders.place_order import _load_prices, place_order
+from orders.place_order import _load_prices
 from orders.queries import get_order
 from orders.schemas import parse_place_order
 from web import create_app as create_orderflow_app
@@ -50,13 +50,6 @@ def _insert_order(*, direct: bool) -> str:
         email.send_confirmation(smtp_url=svc.settings.smtp_url, mail_from=svc.settings.mail_from,
                                 event_id=payload["event_id"], payload=payload)
     return order_id
-
-
-@blueprint.post("/bench/orders/outbox-only")
-def outbox_only():  # type: ignore[no-untyped-def]
-    svc = services()
-    placed = place_order(session_factory=svc.session_factory, gateway=svc.gateway, data=json_body())
-    return jsonify(order=get_order(svc.session_factory, placed.order_id)), 201
 
 
 @blueprint.post("/bench/orders/no-events")

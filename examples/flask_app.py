@@ -47,12 +47,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     celery_app = celery_init_app(app)
 
-    from tasks.fast_path import AfterCommitPublisher
+    from tasks.fast_path import default_publisher
 
     settings = app.config.get("ORDERFLOW_SETTINGS") or Settings.from_env()
     session_factory = make_session_factory(make_engine(settings.database_url))
     gateway = SimulatedGateway()
-    after_commit = combine(InProcessDispatcher(settings), AfterCommitPublisher(celery_app, session_factory))
+    # In-process subscribers, then the fast path on SQLite; on PostgreSQL the commit's NOTIFY
+    # wakes `python -m tasks.relay`, which publishes (PUBLISH_MODE chooses otherwise).
+    after_commit = combine(InProcessDispatcher(settings),
+                           default_publisher(celery_app, session_factory, settings))
 
     @app.post("/checkout")
     def checkout():  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from orders.after_commit import AfterCommit, run_after_commit
 from orders.db import SessionFactory
 from orders.errors import CustomerExists, InvalidSignup
 from orders.models import Customer, OutboxEvent, new_id, utcnow
+from orders.outbox import notify_relay
 from orders.schemas import field_errors
 from orders.subscriptions import CUSTOMER_SIGNED_UP
 
@@ -56,6 +57,7 @@ def sign_up_customer(
             if session.scalar(select(Customer.id).where(Customer.email == email)) is not None:
                 raise CustomerExists(f"{email} has already signed up")
             session.add_all([customer, event])
+            notify_relay(session)
     except IntegrityError:  # a concurrent signup with the same email won the race
         raise CustomerExists(f"{email} has already signed up") from None
     run_after_commit(after_commit, event)

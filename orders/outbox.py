@@ -1,14 +1,27 @@
-"""Reading and marking outbox rows, for the relay and the fast path."""
+"""Writing, reading and marking outbox rows, for the use cases, the relay and the fast path."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.orm import Session
 
 from orders.models import OutboxEvent, utcnow
+
+# The channel the relay LISTENs on (tasks/relay_wakeup.py).
+RELAY_CHANNEL = "orderflow_outbox"
+
+
+def notify_relay(session: Session) -> None:
+    """Wake the relays once this transaction commits (PostgreSQL NOTIFY; no-op on SQLite).
+
+    NOTIFY is transactional: a rolled-back transaction wakes nobody, and several in one
+    transaction are folded into one. The relay's poll stays the safety net.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {RELAY_CHANNEL}"))
 
 
 def claim_unpublished(session: Session, *, older_than_seconds: float, limit: int) -> Sequence[OutboxEvent]:

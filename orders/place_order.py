@@ -12,6 +12,7 @@ from orders.db import SessionFactory
 from orders.errors import InvalidOrder, UnknownProduct
 from orders.events import order_created_payload
 from orders.models import Order, OrderLine, OutboxEvent, Product, new_id
+from orders.outbox import notify_relay
 from orders.payments import PaymentGateway
 from orders.schemas import PlaceOrderIn, parse_place_order
 from orders.subscriptions import ORDER_CREATED
@@ -113,6 +114,7 @@ def _store(
     with session_factory.begin() as session:
         session.add(order)
         session.add(event)
+        notify_relay(session)
     return event
 
 

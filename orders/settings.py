@@ -27,7 +27,12 @@ class Settings:
     mail_from: str = "orders@orderflow.example"
     # How long the request's after-commit publish may take before the relay takes over.
     publish_timeout_seconds: float = 0.5
-    # The relay leaves events younger than this to the fast path, so both do not publish them.
+    # Who publishes right after commit (PUBLISH_MODE): "fast_path" (a thread in the web
+    # process), "relay" (the relay, woken by NOTIFY on PostgreSQL), or "auto": the relay
+    # on PostgreSQL, the fast path on SQLite (which has no NOTIFY).
+    publish_mode: str = "auto"
+    # With the fast path on, the relay leaves events younger than this to it, so both do
+    # not publish them; without it there is nothing to race and the relay takes them at once.
     relay_grace_seconds: float = 2.0
     relay_poll_seconds: float = 0.5
     relay_batch_size: int = 200
@@ -58,6 +63,7 @@ class Settings:
             publish_timeout_seconds=float(
                 env.get("PUBLISH_TIMEOUT_SECONDS", defaults.publish_timeout_seconds)
             ),
+            publish_mode=parse_publish_mode(env.get("PUBLISH_MODE") or defaults.publish_mode),
             relay_grace_seconds=float(env.get("RELAY_GRACE_SECONDS", defaults.relay_grace_seconds)),
             relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", defaults.relay_poll_seconds)),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", defaults.relay_batch_size)),
@@ -74,6 +80,32 @@ class Settings:
             flower_url=(env.get("FLOWER_URL") or defaults.flower_url).rstrip("/"),
             sse_keepalive_seconds=float(env.get("SSE_KEEPALIVE_SECONDS", defaults.sse_keepalive_seconds)),
         )
+
+    @property
+    def uses_fast_path(self) -> bool:
+        """Whether the web process publishes each event itself right after commit."""
+        if self.publish_mode == "auto":
+            return not is_postgresql(self.database_url)
+        return self.publish_mode == "fast_path"
+
+    @property
+    def effective_relay_grace_seconds(self) -> float:
+        """The grace exists only to let the fast path go first; without it, none."""
+        return self.relay_grace_seconds if self.uses_fast_path else 0.0
+
+
+PUBLISH_MODES = ("auto", "fast_path", "relay")
+
+
+def parse_publish_mode(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in PUBLISH_MODES:
+        raise ValueError(f"PUBLISH_MODE must be one of {', '.join(PUBLISH_MODES)}, not {value!r}")
+    return mode
+
+
+def is_postgresql(url: str) -> bool:
+    return url.startswith(("postgresql", "postgres:"))
 
 
 def normalize_database_url(url: str) -> str:

@@ -1,5 +1,9 @@
 """The fast path: publish an event right after its transaction commits, off the request thread.
 
+Used where the relay cannot be woken at commit (SQLite has no NOTIFY; PUBLISH_MODE
+chooses otherwise): on PostgreSQL the relay, woken by NOTIFY, publishes instead,
+and the web process spends no CPU on publishing.
+
 The request only puts the committed event on an in-memory queue and returns:
 it never waits for the broker, even a slow or unreachable one. A background
 thread publishes in batches and marks the rows published. Whatever it cannot
@@ -19,6 +23,7 @@ from celery import Celery
 from orders.db import SessionFactory
 from orders.models import OutboxEvent
 from orders.outbox import mark_published
+from orders.settings import Settings
 from tasks.publisher import publish_events
 
 log = logging.getLogger(__name__)
@@ -88,3 +93,10 @@ class AfterCommitPublisher:
                 return False
             time.sleep(0.01)
         return True
+
+
+def default_publisher(app: Celery, session_factory: SessionFactory,
+                      settings: Settings) -> AfterCommitPublisher | None:
+    """The fast path when `settings` want it (PUBLISH_MODE; auto: SQLite only), else None:
+    on PostgreSQL the commit's NOTIFY wakes the relay, which publishes from its own process."""
+    return AfterCommitPublisher(app, session_factory) if settings.uses_fast_path else None

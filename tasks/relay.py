@@ -1,9 +1,11 @@
 """The outbox relay: publishes every committed event the fast path did not.
 
 Run it as its own process (`python -m tasks.relay`, the Procfile's `relay`).
-It is the safety net for a crash between commit and publish, and for a broker
-outage: events wait in the outbox and go out when Redis is back. Several
-relays may run at once on PostgreSQL: each claims rows with SKIP LOCKED.
+On PostgreSQL it is the publisher: each commit NOTIFYs it (tasks/relay_wakeup.py)
+and it publishes at once. Everywhere it is the safety net for a crash between
+commit and publish, and for a broker outage: events wait in the outbox and go
+out when Redis is back. Several relays may run at once on PostgreSQL: each
+claims rows with SKIP LOCKED.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from celery import Celery
 from orders.outbox import claim_unpublished, mark_published
 from orders.settings import mask_url
 from tasks.publisher import publish_events
+from tasks.relay_wakeup import Wakeup, wakeup_for
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,7 @@ def relay_once(app: Celery, runtime: Runtime, *, grace_seconds: float | None = N
     if publishing fails the transaction rolls back and nothing is marked.
     """
     settings = runtime.settings
-    grace = settings.relay_grace_seconds if grace_seconds is None else grace_seconds
+    grace = settings.effective_relay_grace_seconds if grace_seconds is None else grace_seconds
     with runtime.session_factory.begin() as session:
         events = claim_unpublished(session, older_than_seconds=grace, limit=settings.relay_batch_size)
         if not events:
@@ -43,10 +46,20 @@ def relay_once(app: Celery, runtime: Runtime, *, grace_seconds: float | None = N
 
 
 def run(app: Celery, runtime: Runtime, stop: threading.Event) -> None:
-    """Loop until `stop` is set: drain full batches at once, poll when idle, back off on errors."""
+    """Loop until `stop` is set: drain full batches at once, wait for a NOTIFY (or the
+    poll interval) when idle, back off on errors."""
+    log.info("relay started: database=%s broker=%s grace=%.1fs",
+             mask_url(runtime.settings.database_url), mask_url(app.conf.broker_url),
+             runtime.settings.effective_relay_grace_seconds)
+    wakeup = wakeup_for(runtime.settings.database_url, stop)
+    try:
+        _loop(app, runtime, stop, wakeup)
+    finally:
+        wakeup.close()
+
+
+def _loop(app: Celery, runtime: Runtime, stop: threading.Event, wakeup: Wakeup) -> None:
     failures = 0
-    log.info("relay started: database=%s broker=%s",
-             mask_url(runtime.settings.database_url), mask_url(app.conf.broker_url))
     while not stop.is_set():
         try:
             published = relay_once(app, runtime)
@@ -59,7 +72,7 @@ def run(app: Celery, runtime: Runtime, stop: threading.Event) -> None:
             stop.wait(wait)
             continue
         if published < runtime.settings.relay_batch_size:
-            stop.wait(runtime.settings.relay_poll_seconds)
+            wakeup.wait(runtime.settings.relay_poll_seconds)
 
 
 def _mask(text: str, app: Celery) -> str:

@@ -29,7 +29,9 @@ class Services:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the API. `config` may carry ORDERFLOW_SETTINGS, PAYMENT_GATEWAY, AFTER_COMMIT
-    (the durable publisher; None: leave it to the relay), IN_PROCESS_EVENTS (default True),
+    (the durable publisher; None: leave it to the relay; default: the fast path if
+    `settings.uses_fast_path`, i.e. on SQLite, else None: on PostgreSQL the relay is woken
+    by NOTIFY and publishes), IN_PROCESS_EVENTS (default True),
     REPLAY_PUBLISH (how a dead-letter replay is published; default: the Celery app)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -41,7 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     after_commit = (
         app.config["AFTER_COMMIT"]
         if "AFTER_COMMIT" in app.config
-        else _fast_path(session_factory)
+        else _default_publisher(session_factory, settings)
     )
     if app.config.get("IN_PROCESS_EVENTS", True):
         # After commit: in-process subscribers first (in this request), then the durable hand-off.
@@ -60,8 +62,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _fast_path(session_factory: SessionFactory) -> AfterCommit:
+def _default_publisher(session_factory: SessionFactory, settings: Settings) -> AfterCommit | None:
     from tasks import app as celery_app
-    from tasks.fast_path import AfterCommitPublisher
+    from tasks.fast_path import default_publisher
 
-    return AfterCommitPublisher(celery_app, session_factory)
+    return default_publisher(celery_app, session_factory, settings)

@@ -13,7 +13,7 @@ from orders.db import SessionFactory, make_engine, make_session_factory
 from orders.in_process import InProcessDispatcher
 from orders.payments import PaymentGateway, SimulatedGateway
 from orders.settings import Settings
-from tasks.fast_path import AfterCommitPublisher
+from tasks.fast_path import AfterCommitPublisher, default_publisher
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,9 @@ class Orderflow:
     session_factory: SessionFactory
     gateway: PaymentGateway
     after_commit: AfterCommit
-    publisher: AfterCommitPublisher  # the fast path (part of after_commit); `drain()` at shutdown
+    # The fast path (part of after_commit; `drain()` at shutdown); None on PostgreSQL, where
+    # the commit's NOTIFY wakes the relay, which publishes.
+    publisher: AfterCommitPublisher | None
 
 
 @functools.cache
@@ -31,9 +33,9 @@ def services() -> Orderflow:
 
     settings = Settings.from_env({**os.environ, **django_settings.ORDERFLOW})
     session_factory = make_session_factory(make_engine(settings.database_url))
-    # After commit: in-process subscribers, then the fast path to the durable queues
-    # (whatever it misses, `python -m tasks.relay` publishes from the outbox).
-    publisher = AfterCommitPublisher(celery_app, session_factory)
+    # After commit: in-process subscribers, then (SQLite) the fast path to the durable queues;
+    # whatever it misses, and on PostgreSQL everything, `python -m tasks.relay` publishes.
+    publisher = default_publisher(celery_app, session_factory, settings)
     after_commit = combine(InProcessDispatcher(settings), publisher)
     return Orderflow(settings, session_factory, SimulatedGateway(settings.payment_timeout_seconds),
                      after_commit, publisher)
