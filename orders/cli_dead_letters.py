@@ -77,8 +77,9 @@ def _show(args: argparse.Namespace, session_factory: SessionFactory) -> None:
     if args.json:
         print(json.dumps(letter, indent=2))
         return
-    for key in ("id", "task_id", "consumer", "state", "attempts", "order_id", "event_type", "updated_at"):
-        print(f"{key + ':':<12}{letter[key]}")
+    for key in ("id", "task_id", "flower_task_id", "consumer", "state", "attempts", "order_id",
+                "event_type", "updated_at"):
+        print(f"{key + ':':<15}{letter[key]}")
     print("payload:")
     print(json.dumps(letter["payload"], indent=2))
     print("attempts:")

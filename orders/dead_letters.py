@@ -145,6 +145,8 @@ def summary(delivery: Delivery, order_id: str | None) -> dict[str, Any]:
         "event_id": delivery.event_id,
         "consumer": delivery.consumer,
         "task_id": task_id_for(delivery.event_id, delivery.consumer),
+        # The task Flower shows for it: its own, or the batch it ran in.
+        "flower_task_id": delivery.task_id or task_id_for(delivery.event_id, delivery.consumer),
         "order_id": order_id,
         "state": delivery.state,
         "attempts": delivery.attempts,

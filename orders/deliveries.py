@@ -4,17 +4,24 @@ A consumer task calls `begin` before its handler (one round trip: an upsert that
 also takes a short lease), then exactly one of `succeed_within` (inside the
 handler's own transaction, so effect and record commit together),
 `mark_retrying`, or `mark_dead`.
+
+A message that carries several deliveries (a batch, see tasks/delivery.py) does
+the same for all of them at once: `begin_many` is one upsert for the whole
+batch, `deliver_many` runs each effect in its own savepoint of one transaction
+and marks every success with one UPDATE, and `release` hands back the leases
+of deliveries it did not get to, without counting an attempt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import traceback as traceback_module
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import cast
 
-from sqlalchemy import CursorResult, Table, select, update
+from sqlalchemy import CursorResult, Table, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -50,6 +57,7 @@ def begin(
     consumer: str,
     queue: str | None,
     lease_seconds: float,
+    task_id: str | None = None,
 ) -> Begun:
     """Count an attempt and take the lease, unless the delivery is final or leased."""
     now = utcnow()
@@ -67,6 +75,7 @@ def begin(
             attempts=1,
             queue=queue,
             lease_until=lease_until,
+            task_id=task_id,
             created_at=now,
             updated_at=now,
         )
@@ -77,6 +86,7 @@ def begin(
                 "attempts": table.c.attempts + 1,
                 "queue": queue,
                 "lease_until": lease_until,
+                "task_id": task_id,
                 "updated_at": now,
             },
             where=table.c.state.not_in(FINAL_STATES)
@@ -93,6 +103,83 @@ def begin(
     if row.state in FINAL_STATES:
         return Begun(Start.DONE)
     return Begun(Start.BUSY, retry_in=max(0.1, _seconds_until(row.lease_until, now)))
+
+
+def begin_many(
+    session_factory: SessionFactory,
+    *,
+    event_ids: Sequence[str],
+    consumer: str,
+    queue: str | None,
+    lease_seconds: float,
+    task_id: str | None = None,
+) -> dict[str, Begun]:
+    """`begin` for many events of one consumer in one statement; event id -> Begun."""
+    if not event_ids:
+        return {}
+    now = utcnow()
+    lease_until = now + timedelta(seconds=lease_seconds)
+    with session_factory() as session:
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        table = Delivery.__table__
+        rows = [
+            {"event_id": event_id, "consumer": consumer, "state": RUNNING, "attempts": 1, "queue": queue,
+             "lease_until": lease_until, "task_id": task_id, "created_at": now, "updated_at": now}
+            for event_id in event_ids
+        ]
+        # Every value comes from the rows (`excluded` is the row that was refused by the
+        # conflict), so the statement is compiled once and cached, and SQLAlchemy sends all
+        # rows as one multi-row INSERT ("insertmanyvalues"), RETURNING what it began.
+        insert = _insert_for(session)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[table.c.event_id, table.c.consumer],
+            set_={
+                "state": RUNNING,
+                "attempts": table.c.attempts + 1,
+                "queue": insert.excluded.queue,
+                "lease_until": insert.excluded.lease_until,
+                "task_id": insert.excluded.task_id,
+                "updated_at": insert.excluded.updated_at,
+            },
+            # Spelled with != rather than NOT IN (...): an expanding IN cannot go with executemany.
+            where=and_(*(table.c.state != state for state in FINAL_STATES))
+            & ((table.c.state != RUNNING) | (table.c.lease_until < insert.excluded.created_at)),
+        ).returning(table.c.event_id, table.c.attempts)
+        begun = {row.event_id: Begun(Start.RUN, attempts=row.attempts)
+                 for row in session.execute(upsert, rows)}
+        refused = [event_id for event_id in event_ids if event_id not in begun]
+        if refused:  # rare: final already, or leased by another worker
+            for row in session.execute(
+                select(Delivery.event_id, Delivery.state, Delivery.lease_until).where(
+                    Delivery.event_id.in_(refused), Delivery.consumer == consumer
+                )
+            ):
+                if row.state in FINAL_STATES:
+                    begun[row.event_id] = Begun(Start.DONE)
+                else:
+                    retry_in = max(0.1, _seconds_until(row.lease_until, now))
+                    begun[row.event_id] = Begun(Start.BUSY, retry_in=retry_in)
+    return begun
+
+
+def release(session_factory: SessionFactory, *, event_ids: Sequence[str], consumer: str) -> int:
+    """Give back leases taken by `begin_many` for deliveries whose effect never ran.
+
+    The attempt `begin_many` counted is taken back (the delivery was not tried) and
+    the state goes back to pending, so the reconciler resends it should the message
+    that carries it on be lost.
+    """
+    if not event_ids:
+        return 0
+    table = cast(Table, Delivery.__table__)
+    with session_factory.begin() as session:
+        result: CursorResult = session.execute(  # type: ignore[assignment]
+            update(table)
+            .where(table.c.event_id.in_(event_ids), table.c.consumer == consumer,
+                   table.c.state == RUNNING)
+            .values(state=PENDING, attempts=table.c.attempts - 1, lease_until=None, updated_at=utcnow())
+        )
+    return result.rowcount
 
 
 def succeed_within(session: Session, *, event_id: str, consumer: str) -> bool:
@@ -136,6 +223,118 @@ def deliver(
     except AlreadyDelivered:
         return False
     return True
+
+
+Handler = Callable[[Session, str, object], object]
+
+
+@dataclass
+class BatchOutcome:
+    """What `deliver_many` did, per event id; every event of the batch is in exactly one list."""
+
+    succeeded: list[str] = field(default_factory=list)
+    # (event id, exception, formatted traceback), in the order they failed
+    failed: list[tuple[str, BaseException, str]] = field(default_factory=list)
+    # not tried: the batch stopped early (a transient failure, or its time budget)
+    untried: list[str] = field(default_factory=list)
+    # another worker recorded some of them first: nothing of this batch was committed
+    conflict: bool = False
+
+
+class _RedoWithSavepoints(Exception):
+    """An effect failed in a batch run without savepoints: roll it all back, run it again."""
+
+
+def deliver_many(
+    session_factory: SessionFactory,
+    *,
+    consumer: str,
+    items: Sequence[tuple[str, object]],
+    handler: Handler,
+    stop_after: Callable[[BaseException], bool],
+    out_of_time: Callable[[], bool],
+    effects_in_database: bool = True,
+) -> BatchOutcome:
+    """Run `handler(session, event_id, payload)` for each item in one transaction.
+
+    A failing effect is rolled back alone and reported; the others still commit.
+    After a failure for which `stop_after(exc)` is true (a dependency is unwell:
+    the next ones would fail the same way), and once `out_of_time()`, the rest
+    are left untried. All successes are marked in one UPDATE in the same
+    transaction as their effects; if any of them had been recorded by another
+    worker meanwhile, the whole transaction rolls back and `conflict` is set
+    (the caller falls back to one message per delivery).
+
+    How a failing effect is rolled back alone depends on where it acts:
+    `effects_in_database` (inventory, analytics) first runs the whole batch in
+    one transaction with no savepoint (two round trips fewer per delivery); if
+    any effect fails, everything is rolled back and the batch runs again with a
+    savepoint around each effect. Handlers whose effect is outside the database
+    (email: `effects_in_database=False`) write nothing in the session, so a
+    failure leaves nothing to roll back and they never run twice here.
+    """
+    if not effects_in_database:
+        return _run_all(session_factory, consumer, items, handler, stop_after, out_of_time,
+                        mode=_NO_DATABASE_EFFECTS)
+    try:
+        return _run_all(session_factory, consumer, items, handler, stop_after, out_of_time,
+                        mode=_ALL_OR_NOTHING)
+    except _RedoWithSavepoints:
+        return _run_all(session_factory, consumer, items, handler, stop_after, out_of_time,
+                        mode=_SAVEPOINT_EACH)
+
+
+_ALL_OR_NOTHING, _SAVEPOINT_EACH, _NO_DATABASE_EFFECTS = "all_or_nothing", "savepoint_each", "none"
+
+
+def _run_all(session_factory: SessionFactory, consumer: str, items: Sequence[tuple[str, object]],
+             handler: Handler, stop_after: Callable[[BaseException], bool],
+             out_of_time: Callable[[], bool], *, mode: str) -> BatchOutcome:
+    outcome = BatchOutcome()
+    try:
+        with session_factory.begin() as session:
+            for index, (event_id, payload) in enumerate(items):
+                if out_of_time():
+                    outcome.untried = [event_id for event_id, _ in items[index:]]
+                    break
+                try:
+                    if mode == _SAVEPOINT_EACH:
+                        with session.begin_nested():
+                            handler(session, event_id, payload)
+                    else:
+                        handler(session, event_id, payload)
+                except Exception as exc:
+                    if mode == _ALL_OR_NOTHING:
+                        raise _RedoWithSavepoints() from exc
+                    outcome.failed.append((event_id, exc, traceback_module.format_exc()))
+                    if stop_after(exc):
+                        outcome.untried = [event_id for event_id, _ in items[index + 1:]]
+                        break
+                    continue
+                outcome.succeeded.append(event_id)
+            if mode == _ALL_OR_NOTHING:
+                try:
+                    session.flush()  # pending ORM inserts fail here, not at commit
+                except Exception as exc:
+                    raise _RedoWithSavepoints() from exc
+            if outcome.succeeded and _succeed_all(session, outcome.succeeded, consumer) != len(
+                outcome.succeeded
+            ):
+                raise AlreadyDelivered(consumer)
+    except AlreadyDelivered:
+        return BatchOutcome(conflict=True)
+    return outcome
+
+
+def _succeed_all(session: Session, event_ids: Sequence[str], consumer: str) -> int:
+    table = cast(Table, Delivery.__table__)
+    result: CursorResult = session.execute(  # type: ignore[assignment]
+        update(table)
+        .where(table.c.event_id.in_(event_ids), table.c.consumer == consumer,
+               table.c.state.not_in(FINAL_STATES))
+        .values(state=SUCCEEDED, lease_until=None, updated_at=utcnow())
+    )
+    return result.rowcount
 
 
 def mark_retrying(
@@ -192,9 +391,12 @@ def _set_state(
 
 def _insert_for(session: Session) -> postgresql.Insert | sqlite.Insert:
     """INSERT ... ON CONFLICT exists on both databases, spelled by each dialect."""
+    # On the table, not the ORM entity: the ORM-enabled bulk insert path cost more CPU
+    # than the statement (7 ms per 10-row batch in a profile).
+    table = cast(Table, Delivery.__table__)
     if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(Delivery)
-    return sqlite.insert(Delivery)
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _seconds_until(moment: datetime | None, now: datetime) -> float:

@@ -113,6 +113,8 @@ class Delivery(Base):
     traceback: Mapped[str | None] = mapped_column(Text, default=None)
     # While a worker runs the delivery, other copies of the message back off until then.
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # The Celery task that began it last: `<event_id>:<consumer>`, or a batch's id (Flower's row).
+    task_id: Mapped[str | None] = mapped_column(String(255), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -36,6 +36,11 @@ class Settings:
     relay_grace_seconds: float = 2.0
     relay_poll_seconds: float = 0.5
     relay_batch_size: int = 200
+    # Under load the relay publishes at most once per linger, so that what piled up meanwhile
+    # goes out together and batches form (the first event after a quiet spell goes at once).
+    relay_linger_seconds: float = 0.05
+    # Most deliveries of one consumer packed into one message (1 = one message per delivery).
+    delivery_batch_max: int = 50
     payment_timeout_seconds: float = 2.0
     # The reconciler republishes a delivery still not final this long after its event was
     # published (lost from Redis). Must exceed every backoff cap + task time limit.
@@ -67,6 +72,9 @@ class Settings:
             relay_grace_seconds=float(env.get("RELAY_GRACE_SECONDS", defaults.relay_grace_seconds)),
             relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", defaults.relay_poll_seconds)),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", defaults.relay_batch_size)),
+            relay_linger_seconds=float(env.get("RELAY_LINGER_SECONDS", defaults.relay_linger_seconds)),
+            delivery_batch_max=parse_batch_max(
+                env.get("DELIVERY_BATCH_MAX") or str(defaults.delivery_batch_max)),
             reconcile_after_seconds=float(
                 env.get("RECONCILE_AFTER_SECONDS", defaults.reconcile_after_seconds)
             ),
@@ -102,6 +110,16 @@ def parse_publish_mode(value: str) -> str:
     if mode not in PUBLISH_MODES:
         raise ValueError(f"PUBLISH_MODE must be one of {', '.join(PUBLISH_MODES)}, not {value!r}")
     return mode
+
+
+def parse_batch_max(value: str) -> int:
+    try:
+        parsed = int(value)
+    except ValueError:
+        parsed = 0
+    if parsed < 1:
+        raise ValueError(f"DELIVERY_BATCH_MAX must be a whole number >= 1, not {value!r}")
+    return parsed
 
 
 def is_postgresql(url: str) -> bool:

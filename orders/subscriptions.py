@@ -31,6 +31,9 @@ class Subscriber:
     task_name: str = ""  # durable: the Celery task that runs it
     mode: str = DURABLE
     handler: str = ""  # in_process: "module:function", called as handler(event_id=, payload=, settings=)
+    # durable: its task also takes `batch=[[event_id, payload], ...]` (tasks/delivery.py), so the
+    # publisher may pack several deliveries into one message when events pile up
+    batches: bool = False
 
     def __post_init__(self) -> None:
         if self.mode == DURABLE and not self.task_name:
@@ -47,9 +50,9 @@ class Subscriber:
 
 SUBSCRIPTIONS: dict[str, tuple[Subscriber, ...]] = {
     ORDER_CREATED: (
-        Subscriber("email", "orders.email.send_confirmation"),
-        Subscriber("inventory", "orders.inventory.reserve_stock"),
-        Subscriber("analytics", "orders.analytics.record_revenue"),
+        Subscriber("email", "orders.email.send_confirmation", batches=True),
+        Subscriber("inventory", "orders.inventory.reserve_stock", batches=True),
+        Subscriber("analytics", "orders.analytics.record_revenue", batches=True),
     ),
     CUSTOMER_SIGNED_UP: (
         Subscriber("welcome_email", mode=IN_PROCESS, handler="orders.consumers.welcome:send_welcome"),
@@ -71,3 +74,8 @@ def all_consumers() -> list[str]:
 def task_id_for(event_id: str, consumer: str) -> str:
     """Deterministic: a republished event reuses the same task id (Flower groups them)."""
     return f"{event_id}:{consumer}"
+
+
+def batch_task_id(event_ids: list[str], consumer: str) -> str:
+    """A batch's task id names its first and last event and its size (readable in Flower)."""
+    return f"{event_ids[0]}..{event_ids[-1]}+{len(event_ids)}:{consumer}"

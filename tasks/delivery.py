@@ -13,12 +13,29 @@ with the handler. Everything about *when* to run, retry or give up lives here:
 
 Celery re-raises the original exception when retries run out, so "gave up" is
 decided here from the delivery record, never from Celery's counters.
+
+Under load the relay packs several deliveries of one consumer into one message
+(`batch=[[event_id, payload], ...]`, see tasks/publisher.py): Celery's own cost
+per message (receive, late ack, task events) is then paid once per batch, not
+once per delivery. The rules stay per delivery (`deliver_batch`):
+
+- one upsert begins them all; each effect runs in its own savepoint and all
+  successes are recorded in one UPDATE, in one transaction;
+- a permanent failure dead-letters that delivery alone, the others go on;
+- the first transient failure stops the batch: that delivery is retried as a
+  one-delivery message of the same task (`self.retry`, so Flower shows the
+  RETRY), the untried rest go on in a new message with their attempt uncounted;
+- a batch that comes back with an attempt already counted (a worker died on
+  it) is split into one message per delivery before anything runs, so a poison
+  delivery cannot take the others down with it: each then has its own
+  attempt cap.
 """
 
 from __future__ import annotations
 
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Task
@@ -28,14 +45,24 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from orders import deliveries
-from orders.deliveries import Start
+from orders.deliveries import BatchOutcome, Start
 from orders.errors import TransientError
+from orders.subscriptions import batch_task_id, task_id_for
 from tasks import live, runtime
 from tasks.policies import RetryPolicy, policy_for
 
 log = get_task_logger(__name__)
 
 Effect = Callable[[Session], Any]
+# handler(session, event_id, payload): what a consumer does for one delivery
+Handler = Callable[[Session, str, Any], Any]
+BatchItems = Sequence[Sequence[Any]]  # [[event_id, payload], ...] as the message carries it
+
+# A batch stops taking new deliveries after this share of the soft time limit (at most
+# MAX_BATCH_SECONDS); the rest go on in a new message. Keeps a slow dependency from
+# running a batch into its time limit.
+BATCH_BUDGET_SHARE = 0.25
+MAX_BATCH_SECONDS = 10.0
 
 # Before the delivery record can even be read, the database is the only thing to wait for.
 DATABASE_DOWN_BACKOFF = RetryPolicy(max_retries=1000, backoff_base=1.0, backoff_max=60.0)
@@ -56,6 +83,19 @@ class DeliveryTask(Task):
     def policy(self) -> RetryPolicy:
         return policy_for(self.consumer, self.app.conf.get("orderflow_retry_policies"))
 
+    def handle(self, event_id: str | None, payload: Any, batch: BatchItems | None, handler: Handler, *,
+               effects_in_database: bool = True) -> Any:
+        """The body of a consumer task: one delivery (`event_id`, `payload`) or a `batch`.
+
+        `effects_in_database=False` says the handler acts outside the database only
+        (and never uses the session): a batch then needs no savepoints.
+        """
+        if batch is not None:
+            return self.deliver_batch(batch, handler, effects_in_database=effects_in_database)
+        if event_id is None:
+            raise TypeError(f"{self.name} needs an event id and payload, or a batch")
+        return self.deliver(event_id, lambda session: handler(session, event_id, payload))
+
     def deliver(self, event_id: str, effect: Effect) -> str:
         """Run `effect` once for (event_id, this consumer); returns the outcome.
 
@@ -68,6 +108,7 @@ class DeliveryTask(Task):
             begun = deliveries.begin(
                 rt.session_factory, event_id=event_id, consumer=self.consumer,
                 queue=self._queue(), lease_seconds=self.app.conf.get("orderflow_lease_seconds", 90),
+                task_id=self.request.id,
             )
         except DBAPIError as exc:
             raise self._retry_database_down(event_id, exc) from exc
@@ -85,6 +126,141 @@ class DeliveryTask(Task):
                 f"limit is {policy.max_attempts}"), tb=None)
         self._announce(event_id, deliveries.RUNNING, attempt)
         return self._run(event_id, attempt, policy, effect)
+
+    def deliver_batch(self, batch: BatchItems, handler: Handler, *,
+                      effects_in_database: bool = True) -> dict[str, int]:
+        """Several deliveries of this consumer from one message; returns counts per outcome."""
+        items = [(str(event_id), payload) for event_id, payload in batch]
+        payloads = dict(items)
+        rt = runtime.current()
+        try:
+            begun = deliveries.begin_many(
+                rt.session_factory, event_ids=list(payloads), consumer=self.consumer,
+                queue=self._queue(), lease_seconds=self.app.conf.get("orderflow_lease_seconds", 90),
+                task_id=self.request.id,
+            )
+        except DBAPIError as exc:
+            raise self._retry_database_down(f"batch of {len(items)}", exc) from exc
+        counts = {"succeeded": 0, "duplicate": 0, "dead": 0, "retrying": 0, "passed_on": 0}
+        for event_id, found in begun.items():
+            if found.start is Start.DONE:
+                counts["duplicate"] += 1
+            elif found.start is Start.BUSY:  # another copy holds it: look again after its lease
+                self._send_one(event_id, payloads[event_id], countdown=found.retry_in)
+                counts["passed_on"] += 1
+        run = [(event_id, payloads[event_id]) for event_id in payloads
+               if begun[event_id].start is Start.RUN]
+        if any(begun[event_id].attempts > 1 for event_id, _ in run):
+            # Only a redelivery of this very message counts a second attempt: a worker died
+            # running it. Split it, so that each delivery has its own attempt cap.
+            log.warning("consumer=%s batch of %d redelivered; splitting it into single deliveries",
+                        self.consumer, len(run))
+            self._pass_on(run, one_by_one=True)
+            counts["passed_on"] += len(run)
+            return counts
+        if not run:
+            return counts
+        self._announce_all([event_id for event_id, _ in run], deliveries.RUNNING)
+        outcome = self._run_batch(run, handler, effects_in_database)
+        if outcome.conflict:
+            counts["passed_on"] += len(run)
+            return counts
+        self._announce_all(outcome.succeeded, deliveries.SUCCEEDED)
+        counts["succeeded"] += len(outcome.succeeded)
+        if outcome.untried:
+            self._pass_on([(event_id, payloads[event_id]) for event_id in outcome.untried])
+            counts["passed_on"] += len(outcome.untried)
+        log.info("consumer=%s batch of %d: %s", self.consumer, len(items), counts)
+        return self._settle_failures(outcome, payloads, counts)
+
+    def _run_batch(self, run: list[tuple[str, Any]], handler: Handler,
+                   effects_in_database: bool) -> BatchOutcome:
+        started = time.monotonic()
+        soft_limit = float(self.app.conf.get("task_soft_time_limit") or MAX_BATCH_SECONDS * 4)
+        budget = min(MAX_BATCH_SECONDS, soft_limit * BATCH_BUDGET_SHARE)
+        try:
+            outcome = deliveries.deliver_many(
+                runtime.current().session_factory, consumer=self.consumer, items=run, handler=handler,
+                stop_after=_is_transient, out_of_time=lambda: time.monotonic() - started > budget,
+                effects_in_database=effects_in_database,
+            )
+        except DBAPIError as exc:
+            # The transaction is lost (effects rolled back); try the whole message again.
+            self._release([event_id for event_id, _ in run])
+            raise self._retry_database_down(f"batch of {len(run)}", exc) from exc
+        if outcome.conflict:
+            # Someone else recorded some of them meanwhile; nothing of ours was committed.
+            # One message per delivery sorts out which still need to run.
+            self._pass_on(run, one_by_one=True)
+        return outcome
+
+    def _settle_failures(self, outcome: BatchOutcome, payloads: dict[str, Any],
+                         counts: dict[str, int]) -> dict[str, int]:
+        """Dead-letter the permanent failures; retry the transient one (at most one: the batch
+        stopped there) as a single-delivery message of this task, which Flower shows as RETRY."""
+        policy = self.policy()
+        to_retry: tuple[str, BaseException] | None = None
+        first_dead: BaseException | None = None
+        for event_id, exc, tb in outcome.failed:
+            attempt = 1  # a batch only ever runs first attempts (a second one is split off)
+            if _is_transient(exc) and attempt < policy.max_attempts:
+                to_retry = (event_id, exc)
+                continue
+            self._bury(event_id, attempt, exc, tb)
+            counts["dead"] += 1
+            first_dead = first_dead or exc
+        if to_retry is not None:
+            event_id, exc = to_retry
+            counts["retrying"] += 1
+            delay = policy.delay(1)
+            log.warning("event=%s consumer=%s attempt=1 transient error in a batch, retry in %.2fs: %s",
+                        event_id, self.consumer, delay, _describe(exc))
+            self._record(deliveries.mark_retrying, event_id, error=_describe(exc))
+            self._announce(event_id, deliveries.RETRYING, 1, _describe(exc))
+            raise self.retry(args=[event_id, payloads[event_id]], kwargs={}, exc=exc, countdown=delay,
+                             max_retries=None) from exc
+        if first_dead is not None:
+            # Everything is recorded; raising shows the batch as FAILURE in Flower with the cause.
+            raise first_dead
+        return counts
+
+    def _pass_on(self, items: list[tuple[str, Any]], *, one_by_one: bool = False) -> None:
+        """Hand deliveries whose effect did not run to a new message, their attempt uncounted."""
+        self._release([event_id for event_id, _ in items])
+        if one_by_one or len(items) == 1:
+            for event_id, payload in items:
+                self._send_one(event_id, payload)
+            return
+        self.apply_async(kwargs={"batch": [list(item) for item in items]},
+                         task_id=batch_task_id([event_id for event_id, _ in items], self.consumer),
+                         queue=self._queue(), kwargsrepr=f"{{'batch': <{len(items)} deliveries>}}")
+
+    def _send_one(self, event_id: str, payload: Any, countdown: float | None = None) -> None:
+        self.apply_async(args=[event_id, payload], task_id=task_id_for(event_id, self.consumer),
+                         queue=self._queue(), countdown=countdown)
+
+    def _release(self, event_ids: list[str]) -> None:
+        try:
+            deliveries.release(runtime.current().session_factory, event_ids=event_ids,
+                               consumer=self.consumer)
+        except DBAPIError:
+            # Their leases run out on their own; the messages sent next wait for that.
+            log.warning("consumer=%s could not release %d lease(s); they expire", self.consumer,
+                        len(event_ids))
+
+    def _bury(self, event_id: str, attempt: int, exc: BaseException, tb: str | None) -> None:
+        log.error("event=%s consumer=%s attempt=%d dead letter: %s",
+                  event_id, self.consumer, attempt, _describe(exc))
+        self._record(deliveries.mark_dead, event_id, error=_describe(exc), traceback=tb or "")
+        self._announce(event_id, deliveries.DEAD, attempt, _describe(exc))
+
+    def _announce_all(self, event_ids: list[str], state: str) -> None:
+        if event_ids:
+            live.announce_many(runtime.current().settings.redis_url, [
+                live.status_message(event_id=event_id, consumer=self.consumer, state=state, attempts=1,
+                                    last_error=None)
+                for event_id in event_ids
+            ])
 
     def _run(self, event_id: str, attempt: int, policy: RetryPolicy, effect: Effect) -> str:
         try:
@@ -114,10 +290,7 @@ class DeliveryTask(Task):
         return "succeeded"
 
     def _give_up(self, event_id: str, attempt: int, exc: BaseException, tb: str | None) -> str:
-        log.error("event=%s consumer=%s attempt=%d dead letter: %s",
-                  event_id, self.consumer, attempt, _describe(exc))
-        self._record(deliveries.mark_dead, event_id, error=_describe(exc), traceback=tb or "")
-        self._announce(event_id, deliveries.DEAD, attempt, _describe(exc))
+        self._bury(event_id, attempt, exc, tb)
         # Raise the cause itself, so Celery and Flower show FAILURE with the real exception.
         raise exc
 
@@ -142,6 +315,11 @@ class DeliveryTask(Task):
     def _queue(self) -> str | None:
         info = self.request.delivery_info or {}
         return info.get("routing_key") or info.get("exchange") or None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Worth trying again later (and a sign that the next deliveries would fail the same way)."""
+    return isinstance(exc, (TransientError, DBAPIError, SoftTimeLimitExceeded))
 
 
 def _describe(exc: BaseException) -> str:

@@ -32,8 +32,10 @@ MAX_BATCH = 100
 
 
 class AfterCommitPublisher:
-    def __init__(self, app: Celery, session_factory: SessionFactory, *, max_pending: int = 10_000):
+    def __init__(self, app: Celery, session_factory: SessionFactory, *, max_pending: int = 10_000,
+                 batch_max: int = 1):
         self._app = app
+        self._batch_max = batch_max  # deliveries per message (tasks/publisher.py)
         self._session_factory = session_factory
         self._pending: queue.Queue[OutboxEvent] = queue.Queue(maxsize=max_pending)
         self._thread: threading.Thread | None = None
@@ -73,7 +75,7 @@ class AfterCommitPublisher:
 
     def publish(self, batch: list[OutboxEvent]) -> None:
         try:
-            publish_events(self._app, batch)
+            publish_events(self._app, batch, batch_max=self._batch_max)
         except Exception as exc:
             log.warning("fast path could not publish %d event(s) (%s); the relay will",
                         len(batch), type(exc).__name__)
@@ -99,4 +101,6 @@ def default_publisher(app: Celery, session_factory: SessionFactory,
                       settings: Settings) -> AfterCommitPublisher | None:
     """The fast path when `settings` want it (PUBLISH_MODE; auto: SQLite only), else None:
     on PostgreSQL the commit's NOTIFY wakes the relay, which publishes from its own process."""
-    return AfterCommitPublisher(app, session_factory) if settings.uses_fast_path else None
+    if not settings.uses_fast_path:
+        return None
+    return AfterCommitPublisher(app, session_factory, batch_max=settings.delivery_batch_max)

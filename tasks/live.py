@@ -55,6 +55,20 @@ def announce(redis_url: str, *, event_id: str, consumer: str, state: str, attemp
     return True
 
 
+def announce_many(redis_url: str, messages: list[dict[str, Any]]) -> bool:
+    """Publish several state changes in one round trip (a batch of deliveries); never raises."""
+    at = utcnow().isoformat()
+    try:
+        pipeline = client(redis_url).pipeline(transaction=False)
+        for message in messages:
+            pipeline.publish(channel_for(message["event_id"]), json.dumps({**message, "at": at}))
+        pipeline.execute()
+    except Exception as exc:  # best effort by design: see the module docstring
+        log.warning("%d state change(s) not announced: %s", len(messages), type(exc).__name__)
+        return False
+    return True
+
+
 def client(redis_url: str) -> redis.Redis:
     """One client (and connection pool) per URL, with short timeouts."""
     with _clients_lock:

@@ -7,6 +7,13 @@ kombu's `Producer.batch()` the LPUSH of every message and the PUBLISH of every
 `task-sent` event are buffered in one non-transactional Redis pipeline and sent
 in one round trip per batch (kombu flushes every `BATCH_MAX_COMMANDS`).
 
+With `batch_max` > 1, the events of one call that go to the same subscriber
+are packed into messages of up to `batch_max` deliveries (`batch=[[event_id,
+payload], ...]`) for subscribers whose task takes them (tasks/delivery.py);
+a single event still goes as a plain one-delivery message. The relay passes
+its whole claimed batch, so messages carry several deliveries only when events
+piled up: an idle system sends one message per delivery as before.
+
 Failure is all-or-retry: if a flush fails the whole call raises, the caller
 does not mark the events published, and the relay sends them again later; a
 message that did reach Redis before the failure is then delivered twice, which
@@ -21,7 +28,7 @@ from typing import Any, Protocol
 from celery import Celery
 
 from orders.dead_letter_actions import Publish, Redelivery
-from orders.subscriptions import Subscriber, subscribers_of, task_id_for
+from orders.subscriptions import Subscriber, batch_task_id, subscribers_of, task_id_for
 
 # Fail fast when the broker is away: the relay comes back for the event later.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
@@ -35,26 +42,44 @@ class PublishableEvent(Protocol):
     payload: Any
 
 
-def publish_events(app: Celery, events: Iterable[PublishableEvent]) -> int:
+def publish_events(app: Celery, events: Iterable[PublishableEvent], *, batch_max: int = 1) -> int:
     """Send every event to every subscriber; returns the number of messages sent.
 
     The task id `<event_id>:<consumer>` is deterministic, so a republished
     event is the same task to Flower and the same delivery record to us.
     """
+    events = list(events)
     sent = 0
     declared: set[str] = set()
+    argsreprs: dict[str, str] = {}  # once per event, not per message (a third of the publish CPU)
     with app.producer_or_acquire() as producer, producer.batch(max_size=BATCH_MAX_COMMANDS):
-        for event in events:
-            # Computed once per event rather than per message (a third of the publish CPU).
-            argsrepr = repr([event.id, event.payload])
-            for subscriber in subscribers_of(event.event_type):
-                _send(app, subscriber.task_name, subscriber.queue, event.id, event.payload,
-                      task_id_for(event.id, subscriber.consumer), producer, argsrepr=argsrepr,
-                      # Declaring a queue is idempotent; once per call is enough.
-                      declare=subscriber.queue not in declared)
+        for subscriber, group in _by_subscriber(events):
+            size = batch_max if subscriber.batches else 1
+            for start in range(0, len(group), size):
+                chunk = group[start:start + size]
+                # Declaring a queue is idempotent; once per call is enough.
+                declare = subscriber.queue not in declared
                 declared.add(subscriber.queue)
+                if len(chunk) == 1:
+                    event = chunk[0]
+                    if event.id not in argsreprs:
+                        argsreprs[event.id] = _argsrepr(event)
+                    _send(app, subscriber.task_name, subscriber.queue, event.id, event.payload,
+                          task_id_for(event.id, subscriber.consumer), producer,
+                          argsrepr=argsreprs[event.id], declare=declare)
+                else:
+                    _send_batch(app, subscriber, chunk, producer, declare=declare)
                 sent += 1
     return sent
+
+
+def _by_subscriber(events: list[PublishableEvent]) -> list[tuple[Subscriber, list[PublishableEvent]]]:
+    """Each subscriber with its events, in the order given (the outbox's order)."""
+    groups: dict[Subscriber, list[PublishableEvent]] = {}
+    for event in events:
+        for subscriber in subscribers_of(event.event_type):
+            groups.setdefault(subscriber, []).append(event)
+    return list(groups.items())
 
 
 def publish_deliveries(app: Celery, deliveries: Iterable[tuple[str, Any, Subscriber]]) -> int:
@@ -85,11 +110,26 @@ def replay_publisher(app: Celery | None = None) -> Publish:
     return lambda redelivery: redeliver(bound, redelivery)
 
 
+def _argsrepr(event: PublishableEvent) -> str:
+    # What Flower shows as the args: a plain repr, not Celery's costlier saferepr.
+    return repr([event.id, event.payload])
+
+
+def _send_batch(app: Celery, subscriber: Subscriber, events: list[PublishableEvent], producer: Any, *,
+                declare: bool) -> None:
+    ids = [event.id for event in events]
+    app.send_task(subscriber.task_name, kwargs={"batch": [[event.id, event.payload] for event in events]},
+                  task_id=batch_task_id(ids, subscriber.consumer), queue=subscriber.queue, producer=producer,
+                  retry=True, retry_policy=PUBLISH_RETRY_POLICY,
+                  # Flower shows the event ids, not every payload.
+                  argsrepr="()", kwargsrepr=f"{{'batch': {ids!r}}}",
+                  declare=None if declare else [])
+
+
 def _send(app: Celery, task_name: str, queue: str, event_id: str, payload: Any, task_id: str,
           producer: Any, *, argsrepr: str | None = None, declare: bool = True) -> None:
     args = [event_id, payload]
     app.send_task(task_name, args=args, task_id=task_id, queue=queue, producer=producer,
                   retry=True, retry_policy=PUBLISH_RETRY_POLICY,
-                  # What Flower shows as the args: a plain repr, not Celery's costlier saferepr.
                   argsrepr=argsrepr or repr(args), kwargsrepr="{}",
                   declare=None if declare else [])

@@ -39,7 +39,7 @@ def relay_once(app: Celery, runtime: Runtime, *, grace_seconds: float | None = N
         events = claim_unpublished(session, older_than_seconds=grace, limit=settings.relay_batch_size)
         if not events:
             return 0
-        publish_events(app, events)
+        publish_events(app, events, batch_max=settings.delivery_batch_max)
         mark_published(session, [event.id for event in events])
     log.info("relay published %d event(s): %s", len(events), ", ".join(e.id for e in events[:5]))
     return len(events)
@@ -60,6 +60,7 @@ def run(app: Celery, runtime: Runtime, stop: threading.Event) -> None:
 
 def _loop(app: Celery, runtime: Runtime, stop: threading.Event, wakeup: Wakeup) -> None:
     failures = 0
+    linger = runtime.settings.relay_linger_seconds
     while not stop.is_set():
         try:
             published = relay_once(app, runtime)
@@ -71,8 +72,15 @@ def _loop(app: Celery, runtime: Runtime, stop: threading.Event, wakeup: Wakeup) 
                         type(exc).__name__, _mask(str(exc), app), wait)
             stop.wait(wait)
             continue
-        if published < runtime.settings.relay_batch_size:
-            wakeup.wait(runtime.settings.relay_poll_seconds)
+        if published >= runtime.settings.relay_batch_size:
+            continue  # a full batch: more is waiting, drain it now
+        if published and linger > 0:
+            # Busy: let the events committed meanwhile pile up, so that the next pass sends
+            # them together (fewer, fuller messages: tasks/publisher.py). Then drain again
+            # without waiting for a NOTIFY; an idle pass goes back to waiting.
+            stop.wait(linger)
+            continue
+        wakeup.wait(runtime.settings.relay_poll_seconds)
 
 
 def _mask(text: str, app: Celery) -> str:

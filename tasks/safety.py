@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from orders.settings import Settings
 from orders.subscriptions import all_consumers
 from tasks.policies import policy_for
 
@@ -57,7 +58,16 @@ def problems(app: Celery) -> list[str]:
     return found
 
 
+def settings_problems() -> list[str]:
+    """The environment's own settings (orders/settings.py): a bad value is one line, not a traceback."""
+    try:
+        Settings.from_env()
+    except ValueError as exc:
+        return [str(exc)]
+    return []
+
+
 def check_or_exit(app: Celery) -> None:
-    found = problems(app)
+    found = problems(app) + settings_problems()
     if found:
         raise UnsafeSettings("orderflow: refusing to start: " + "; ".join(found))

@@ -53,3 +53,36 @@ def test_poison_message_becomes_dead_letter_after_capped_runs_and_worker_goes_on
     publish_events(publisher, [outbox_event(db, placed.event_id)])
     wait_until(lambda: (d := deliveries_of(db, placed.event_id).get("analytics")) and d.state == "succeeded",
                timeout=30, message="the next good message is processed")
+
+
+def test_a_poison_delivery_in_a_batch_does_not_take_the_others_with_it(
+    procs, db, owned_redis, publisher, tmp_path
+):
+    """The batch dies with its worker; it comes back and is split into single deliveries: the
+    good ones succeed, the poison one alone uses up its attempts and becomes a dead letter."""
+    policies = {"poison": {"max_retries": MAX_RETRIES, "backoff_base": 0.2, "backoff_max": 1.0}}
+    worker = procs.worker(POISON_QUEUE, app="tests.support.poison_worker",
+                          ORDERFLOW_RETRY_POLICIES=json.dumps(policies))
+    stamp = time.time_ns()
+    good_first, poison, good_last = (f"{name}-{stamp}" for name in ("good1", "poison", "good2"))
+    runs = {e: tmp_path / f"{e}.runs" for e in (good_first, poison, good_last)}
+    batch = [[e, {"runs_file": str(runs[e]), "poison": e == poison}] for e in (good_first, poison, good_last)]
+
+    publisher.send_task(POISON_TASK, kwargs={"batch": batch}, task_id=f"batch-{stamp}:poison",
+                        queue=Queue(POISON_QUEUE))
+
+    def final() -> dict[str, str] | None:
+        found = {e: (d.state if (d := deliveries_of(db, e).get("poison")) else "") for e in runs}
+        return found if all(s in ("succeeded", "dead") for s in found.values()) else None
+
+    states = wait_until(final, timeout=60, interval=0.2, message="every delivery of the batch final")
+    assert states == {good_first: "succeeded", poison: "dead", good_last: "succeeded"}
+    # The poison handler ran as often as the policy allows: once in the batch, once alone.
+    assert len(runs[poison].read_text().split()) == MAX_RETRIES + 1
+    # The delivery before it ran in the batch (rolled back with the dead process) and again
+    # alone; the one after it never ran in the batch.
+    assert len(runs[good_first].read_text().split()) == 2
+    assert len(runs[good_last].read_text().split()) == 1
+    assert {e: deliveries_of(db, e)["poison"].attempts for e in (good_first, good_last)} == {
+        good_first: 2, good_last: 2}
+    assert worker.alive()

@@ -123,7 +123,7 @@ def test_concurrent_relays_on_postgres_publish_each_event_once(monkeypatch, tmp_
         published: list[str] = []
         lock = threading.Lock()
 
-        def counting_publish(_app, events):
+        def counting_publish(_app, events, **_options):
             time.sleep(0.01)  # hold the row locks a little, as a real publish does
             with lock:
                 published.extend(e.id for e in events)

@@ -14,7 +14,7 @@ from typing import Any
 from kombu import Queue
 
 from tasks import app
-from tasks.delivery import DeliveryTask
+from tasks.delivery import BatchItems, DeliveryTask
 
 POISON_QUEUE = "poison"
 POISON_TASK = "orders.poison.explode"
@@ -23,10 +23,12 @@ app.conf.task_queues = [*app.conf.task_queues, Queue(POISON_QUEUE)]
 
 
 @app.task(base=DeliveryTask, bind=True, consumer="poison", name=POISON_TASK)
-def explode(self: DeliveryTask, event_id: str, payload: dict[str, Any]) -> str:
-    def effect(_session: Any) -> None:
+def explode(self: DeliveryTask, event_id: str | None = None, payload: dict[str, Any] | None = None,
+            batch: BatchItems | None = None) -> Any:
+    def handler(_session: Any, _event_id: str, payload: dict[str, Any]) -> None:
         with open(payload["runs_file"], "a") as runs:  # the test counts the handler's runs
             runs.write(f"{os.getpid()}\n")
-        os._exit(1)  # what a segfault or the OOM killer does to the process
+        if payload.get("poison", True):
+            os._exit(1)  # what a segfault or the OOM killer does to the process
 
-    return self.deliver(event_id, effect)
+    return self.handle(event_id, payload, batch, handler)

@@ -43,3 +43,11 @@ def test_worker_lost_wait_beyond_time_limit_is_refused():
     found = problems(configured(task_time_limit=12, task_soft_time_limit=10, worker_lost_wait=10))
     assert any("worker_lost_wait 10s + 5s (the pool's dead-process check) must stay below "
                "task_time_limit 12s" in p for p in found)
+
+
+def test_a_bad_orderflow_setting_in_the_environment_is_refused_with_one_line(monkeypatch):
+    monkeypatch.setenv("DELIVERY_BATCH_MAX", "0")
+    with pytest.raises(UnsafeSettings) as caught:
+        check_or_exit(configured())
+    assert str(caught.value) == ("orderflow: refusing to start: "
+                                 "DELIVERY_BATCH_MAX must be a whole number >= 1, not '0'")
