@@ -179,6 +179,14 @@ class WorkerSet:
         return {p: sum(tree_cpu_seconds(w.proc.pid) for w in self.workers if w.name.startswith(p))
                 for p in prefixes}
 
+    def count_log_lines(self, needle: str) -> int:
+        """Lines containing `needle` in all worker logs (e.g. Celery's "] received" per message)."""
+        total = 0
+        for w in self.workers:
+            with contextlib.suppress(OSError):
+                total += Path(w.log_path).read_text(errors="replace").count(needle)
+        return total
+
     def peak_rss_mb(self) -> list[float]:
         """Peak resident memory (VmHWM) of every live process of every worker, in MiB."""
         return [kb / 1024 for w in self.workers for kb in tree_peak_rss_kb(w.proc.pid)]

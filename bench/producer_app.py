@@ -47,8 +47,9 @@ def _insert_order(*, direct: bool) -> str:
             inventory.reserve_stock(session, payload)
             analytics.record_revenue(session, payload["event_id"], payload)
     if direct:
-        email.send_confirmation(smtp_url=svc.settings.smtp_url, mail_from=svc.settings.mail_from,
-                                event_id=payload["event_id"], payload=payload)
+        message = email.confirmation_message(mail_from=svc.settings.mail_from, event_id=payload["event_id"],
+                                             payload=payload)
+        email.send_message(smtp_url=svc.settings.smtp_url, message=message)
     return order_id
 
 
