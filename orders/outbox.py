@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import CursorResult, select, text, update
+from sqlalchemy import ColumnElement, CursorResult, func, select, text, update
 from sqlalchemy.orm import Session
 
 from orders.models import OutboxEvent, utcnow
@@ -22,6 +23,12 @@ def notify_relay(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(f"NOTIFY {RELAY_CHANNEL}"))
+
+
+def relay_notification() -> ColumnElement[Any]:
+    """`pg_notify(channel, '')`: the NOTIFY of `notify_relay` as an expression, to fold it into a
+    statement that writes the outbox row (PostgreSQL only); same transactional semantics."""
+    return func.pg_notify(RELAY_CHANNEL, "")
 
 
 def claim_unpublished(session: Session, *, older_than_seconds: float, limit: int) -> Sequence[OutboxEvent]:

@@ -7,8 +7,9 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from orders.errors import InvalidOrder
-from orders.place_order import place_order
-from orders.queries import get_order, list_products
+from orders.place_order import PlacedOrder, place_order
+from orders.queries import delivery_status, get_order, iso, list_products
+from orders.subscriptions import ORDER_CREATED, subscribers_of
 
 blueprint = Blueprint("api", __name__)
 
@@ -43,8 +44,34 @@ def create_order():  # type: ignore[no-untyped-def]
         session_factory=svc.session_factory, gateway=svc.gateway, data=data,
         after_commit=svc.after_commit,
     )
-    order = get_order(svc.session_factory, placed.order_id)
-    return jsonify(order=order, event_id=placed.event_id), 201, {"Location": f"/orders/{placed.order_id}"}
+    # Answered from what was committed, not read back: `GET /orders/<id>` right after shows the same.
+    return (jsonify(order=placed_order_view(placed), event_id=placed.event_id), 201,
+            {"Location": f"/orders/{placed.order_id}"})
+
+
+def placed_order_view(placed: PlacedOrder) -> dict[str, Any]:
+    """The order as `orders.queries.get_order` shows it at its commit: its event unpublished,
+    no delivery record yet, so every consumer `pending`."""
+    return {
+        "id": placed.order_id,
+        "customer_email": placed.customer_email,
+        "customer_name": placed.customer_name,
+        "total_cents": placed.total_cents,
+        "currency": placed.currency,
+        "payment_id": placed.payment_id,
+        "created_at": iso(placed.created_at),
+        "lines": [
+            {"sku": line.sku, "quantity": line.quantity, "unit_price_cents": line.unit_price_cents,
+             "fulfilment": None}
+            for line in placed.lines
+        ],
+        "events": [{
+            "event_id": placed.event_id,
+            "type": ORDER_CREATED,
+            "published": False,
+            "deliveries": {sub.consumer: delivery_status(None) for sub in subscribers_of(ORDER_CREATED)},
+        }],
+    }
 
 
 @blueprint.get("/orders/<order_id>")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from orders.models import Order, OutboxEvent
 from orders.payments import CARD_DECLINED, CARD_TIMEOUT
@@ -42,6 +42,28 @@ def test_post_order_201_then_get_shows_pending_deliveries(api):
     assert event["event_id"] == created.json["event_id"]
     assert {c: d["state"] for c, d in event["deliveries"].items()} == {
         "email": "pending", "inventory": "pending", "analytics": "pending"}
+
+
+def test_post_order_answers_what_get_shows_without_reading_it_back(api):
+    engine = api.application.extensions["orderflow"].session_factory.kw["bind"]
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        created = api.post("/orders", json=order_input(lines=[{"sku": "tee", "quantity": 1},
+                                                              {"sku": "mug", "quantity": 3}]))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert created.status_code == 201, created.json
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "pg_notify" not in s]
+    assert len(reads) == 1 and "FROM products" in reads[0], reads  # the prices, nothing after
+    shown = api.get(created.headers["Location"]).json["order"]
+    assert created.json["order"] == shown
+    assert [line["sku"] for line in shown["lines"]] == ["tee", "mug"]
 
 
 def test_products_list_current_stock(api):
