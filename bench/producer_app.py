@@ -7,27 +7,39 @@
                                  analytics written and the confirmation e-mail sent inside
                                  the request (no outbox, no queue)
 
-All three answer like `POST /orders` (201, the order read back), so the only
-difference in latency is what happens to the side effects.
+All three store the order the same way and answer like `POST /orders` (201, the
+order as written, no read-back), so the only difference in latency is what happens
+to the side effects.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Flask, jsonify
+from sqlalchemy import insert
 
 from orders.consumers import analytics, email, inventory
 from orders.events import order_created_payload
-from orders.models import Order, OrderLine, new_id
-from orders.place_order import _load_prices
-from orders.queries import get_order
+from orders.models import Order, OrderLine, new_id, utcnow
+from orders.place_order import (
+    _line_rows,
+    _load_prices,
+    _order_row,
+    _placed,
+    _store_params,
+    _store_statement,
+    _tables,
+)
 from orders.schemas import parse_place_order
 from web import create_app as create_orderflow_app
-from web.routes import json_body, services
+from web.routes import json_body, placed_order_view, services
 
 blueprint = Blueprint("bench", __name__)
 
 
-def _insert_order(*, direct: bool) -> str:
+def _new_order() -> tuple[Order, dict]:
+    """Validation, prices and payment exactly as `place_order` does them."""
     svc = services()
     command = parse_place_order(json_body())
     prices = _load_prices(svc.session_factory, command)
@@ -36,33 +48,49 @@ def _insert_order(*, direct: bool) -> str:
     charge = svc.gateway.charge(amount_cents=total, currency="EUR", card_token=command.card_token,
                                 idempotency_key=order_id)
     order = Order(id=order_id, customer_email=command.customer_email, customer_name=command.customer_name,
-                  total_cents=total, currency="EUR", payment_id=charge.payment_id,
+                  total_cents=total, currency="EUR", payment_id=charge.payment_id, created_at=utcnow(),
                   lines=[OrderLine(sku=ln.sku, quantity=ln.quantity,
                                    unit_price_cents=prices[ln.sku].price_cents) for ln in command.lines])
-    with svc.session_factory.begin() as session:
-        session.add(order)
-        if direct:
-            session.flush()
-            payload = order_created_payload(new_id(), order, prices)
-            inventory.reserve_stock(session, payload)
-            analytics.record_revenue(session, payload["event_id"], payload)
-    if direct:
-        message = email.confirmation_message(mail_from=svc.settings.mail_from, event_id=payload["event_id"],
-                                             payload=payload)
-        email.send_message(smtp_url=svc.settings.smtp_url, message=message)
-    return order_id
+    return order, prices
+
+
+def _view(order: Order, fulfilment: dict[str, str] | None = None) -> dict[str, Any]:
+    """The answer `POST /orders` gives (from what was written, no read-back), without events."""
+    view = placed_order_view(_placed(order, event_id=""))
+    view["events"] = []
+    for line in view["lines"]:
+        line["fulfilment"] = (fulfilment or {}).get(line["sku"])
+    return view
 
 
 @blueprint.post("/bench/orders/no-events")
 def no_events():  # type: ignore[no-untyped-def]
-    order_id = _insert_order(direct=False)
-    return jsonify(order=get_order(services().session_factory, order_id)), 201
+    """The order and its lines stored the way `place_order` stores them (on PostgreSQL one
+    autocommit statement), minus the outbox row and the NOTIFY."""
+    order, _prices = _new_order()
+    with services().session_factory() as session:
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        session.execute(_store_statement(with_event=False), _store_params(order, None))
+    return jsonify(order=_view(order)), 201
 
 
 @blueprint.post("/bench/orders/direct")
 def direct():  # type: ignore[no-untyped-def]
-    order_id = _insert_order(direct=True)
-    return jsonify(order=get_order(services().session_factory, order_id)), 201
+    """The direct-call design: order, stock and revenue in one transaction, then the mail,
+    all before answering."""
+    order, prices = _new_order()
+    orders, lines, _ = _tables()
+    payload = order_created_payload(new_id(), order, prices)
+    with services().session_factory.begin() as session:
+        session.execute(insert(orders), _order_row(order))
+        session.execute(insert(lines), _line_rows(order))
+        fulfilment = inventory.reserve_stock(session, payload)
+        analytics.record_revenue(session, payload["event_id"], payload)
+    settings = services().settings
+    message = email.confirmation_message(mail_from=settings.mail_from, event_id=payload["event_id"],
+                                         payload=payload)
+    email.send_message(smtp_url=settings.smtp_url, message=message)
+    return jsonify(order=_view(order, fulfilment)), 201
 
 
 def create_app() -> Flask:

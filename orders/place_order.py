@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, bindparam, func, insert, select
+from sqlalchemy import Executable, Table, bindparam, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from orders.db import SessionFactory
@@ -170,16 +170,20 @@ def _event_row(event: OutboxEvent) -> dict[str, Any]:
     return {key: getattr(event, key) for key in _EVENT_COLUMNS}
 
 
-def _store_params(order: Order, event: OutboxEvent) -> dict[str, Any]:
+def _store_params(order: Order, event: OutboxEvent | None) -> dict[str, Any]:
     params = {f"o_{key}": value for key, value in _order_row(order).items()}
-    params.update({f"e_{key}": value for key, value in _event_row(event).items()})
+    if event is not None:
+        params.update({f"e_{key}": value for key, value in _event_row(event).items()})
     params.update({f"l_{key}": [getattr(line, key) for line in order.lines] for key in _LINE_COLUMNS})
     return params
 
 
 @functools.cache
-def _store_statement() -> Executable:
+def _store_statement(with_event: bool = True) -> Executable:
     """PostgreSQL: the three INSERTs as data-modifying CTEs of one `SELECT pg_notify(...)`.
+
+    (`with_event=False`, the order and its lines alone, is the benchmark's "no events"
+    baseline: bench/producer_app.py.)
 
     Every CTE runs to completion whether or not the SELECT reads it, all in the statement's
     one transaction, and the foreign keys are checked at its end, when the order row exists.
@@ -189,13 +193,17 @@ def _store_statement() -> Executable:
     orders, lines, outbox = _tables()
     given = func.unnest(*(bindparam(f"l_{key}", type_=ARRAY(lines.c[key].type)) for key in _LINE_COLUMNS)
                         ).table_valued(*_LINE_COLUMNS, with_ordinality="n").render_derived()
-    return select(relay_notification()).add_cte(
+    ctes = [
         insert(orders).values({key: bindparam(f"o_{key}") for key in _ORDER_COLUMNS}).cte("new_order"),
         insert(lines).from_select(
             ["order_id", *_LINE_COLUMNS],
             select(bindparam("o_id"), *(given.c[key] for key in _LINE_COLUMNS)).order_by(given.c.n),
         ).cte("new_lines"),
-        insert(outbox).values({key: bindparam(f"e_{key}") for key in _EVENT_COLUMNS}).cte("new_event"),
+    ]
+    if not with_event:
+        return select(literal(1)).add_cte(*ctes)
+    return select(relay_notification()).add_cte(
+        *ctes, insert(outbox).values({key: bindparam(f"e_{key}") for key in _EVENT_COLUMNS}).cte("new_event"),
     )
 
 
