@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--orders", type=int, default=2000, help="orders (events) per throughput run")
-    p.add_argument("--scale-orders", type=int, default=250,
+    p.add_argument("--scale-orders", type=int, default=1000,
                    help="orders per scale-out and events-off run")
     p.add_argument("--requests", type=int, default=120, help="requests per producer-latency sample")
     p.add_argument("--relay-events", type=int, default=2000)

@@ -49,7 +49,7 @@ def variants(redis_url: str, database_url: str, sink: Sink, *, n_orders: int, sc
     return todo
 
 
-def run(redis_url: str, database_url: str, sink: Sink, *, n_orders: int = 2000, scale_orders: int = 250,
+def run(redis_url: str, database_url: str, sink: Sink, *, n_orders: int = 2000, scale_orders: int = 1000,
         repeat: int = 3, dramatiq_threads: int = 1) -> dict[str, list[dict]]:
     todo = variants(redis_url, database_url, sink, n_orders=n_orders, scale_orders=scale_orders,
                     dramatiq_threads=dramatiq_threads)
