@@ -36,8 +36,8 @@ class Settings:
     relay_grace_seconds: float = 2.0
     relay_poll_seconds: float = 0.5
     relay_batch_size: int = 200
-    # Under load the relay publishes at most once per linger, so that what piled up meanwhile
-    # goes out together and batches form (the first event after a quiet spell goes at once).
+    # While the workers are behind (tasks/backlog.py) the relay publishes at most once per
+    # linger, so that what piled up meanwhile goes out together and batches form.
     relay_linger_seconds: float = 0.05
     # Most deliveries of one consumer packed into one message (1 = one message per delivery).
     delivery_batch_max: int = 50

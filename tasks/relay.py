@@ -18,6 +18,8 @@ from celery import Celery
 
 from orders.outbox import claim_unpublished, mark_published
 from orders.settings import mask_url
+from orders.subscriptions import SUBSCRIPTIONS, subscribers_of
+from tasks.backlog import consumers_behind
 from tasks.publisher import publish_events
 from tasks.relay_wakeup import Wakeup, wakeup_for
 from tasks.runtime import Runtime
@@ -61,6 +63,7 @@ def run(app: Celery, runtime: Runtime, stop: threading.Event) -> None:
 def _loop(app: Celery, runtime: Runtime, stop: threading.Event, wakeup: Wakeup) -> None:
     failures = 0
     linger = runtime.settings.relay_linger_seconds
+    queues = [subscriber.queue for event_type in SUBSCRIPTIONS for subscriber in subscribers_of(event_type)]
     while not stop.is_set():
         try:
             published = relay_once(app, runtime)
@@ -74,10 +77,10 @@ def _loop(app: Celery, runtime: Runtime, stop: threading.Event, wakeup: Wakeup) 
             continue
         if published >= runtime.settings.relay_batch_size:
             continue  # a full batch: more is waiting, drain it now
-        if published and linger > 0:
-            # Busy: let the events committed meanwhile pile up, so that the next pass sends
-            # them together (fewer, fuller messages: tasks/publisher.py). Then drain again
-            # without waiting for a NOTIFY; an idle pass goes back to waiting.
+        if published and linger > 0 and consumers_behind(app.conf.broker_url, queues):
+            # The workers are behind: let the events committed meanwhile pile up, so that
+            # the next pass sends them together (fewer, fuller messages: tasks/backlog.py).
+            # Then drain again without waiting for a NOTIFY; an idle pass goes back to waiting.
             stop.wait(linger)
             continue
         wakeup.wait(runtime.settings.relay_poll_seconds)
