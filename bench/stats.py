@@ -19,7 +19,10 @@ def summary(values: Iterable[float]) -> dict[str, float]:
 
 
 def ratio_summary(num: Sequence[float], den: Sequence[float]) -> dict[str, float]:
-    """Ratio of medians, with the range from the per-repetition ratios (same rep = same noise)."""
+    """Median of the per-repetition ratios, with their range.
+
+    Each ratio pairs two variants measured next to each other in time, so they share the
+    machine's noise of that moment; a ratio of medians would pair values from different
+    moments (one slow repetition of one side then moves the verdict)."""
     pairs = [a / b for a, b in zip(num, den, strict=False) if b]
-    return {"median": statistics.median(num) / statistics.median(den),
-            "min": min(pairs), "max": max(pairs), "n": len(pairs)}
+    return {"median": statistics.median(pairs), "min": min(pairs), "max": max(pairs), "n": len(pairs)}
