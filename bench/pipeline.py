@@ -20,9 +20,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bench.common import WorkerSet, flush, python_m, wait_for
 from bench.database import BENCH_STOCK, reset
+from bench.load_sampler import LoadSampler
 from bench.services import Sink, start_flower
 from orders.db import make_engine, make_session_factory
 from orders.payments import SimulatedGateway
@@ -103,19 +105,19 @@ def run_once(redis_url: str, database_url: str, sink: Sink, *, n_orders: int = 2
         queues = all_consumers()
         by_queue0 = workers.cpu_by_prefix(queues)
         cpu0, extra_cpu0 = workers.cpu_seconds(), extras.cpu_seconds()
-        t0, producer_cpu0 = time.perf_counter(), time.process_time()
-        place_all(session_factory, gateway, n_orders, producer_threads)
-        t_placed = time.perf_counter()
-        producer_cpu = time.process_time() - producer_cpu0
-
         def done() -> bool:
             workers.check_alive()
             with engine.connect() as conn:
                 return conn.execute(text("SELECT count(*) FROM deliveries WHERE state = 'succeeded'")
                                     ).scalar_one() >= expected
 
-        wait_for(done, 600, f"{expected} succeeded deliveries", interval=0.05)
-        t_done = time.perf_counter()
+        with LoadSampler(make_url(database_url).database or "") as load:
+            t0, producer_cpu0 = time.perf_counter(), time.process_time()
+            place_all(session_factory, gateway, n_orders, producer_threads)
+            t_placed = time.perf_counter()
+            producer_cpu = time.process_time() - producer_cpu0
+            wait_for(done, 600, f"{expected} succeeded deliveries", interval=0.05)
+            t_done = time.perf_counter()
         cpu1, extra_cpu1 = workers.cpu_seconds(), extras.cpu_seconds()
         by_queue1 = workers.cpu_by_prefix(queues)
         time.sleep(0.5)  # a duplicate would show up now
@@ -131,6 +133,9 @@ def run_once(redis_url: str, database_url: str, sink: Sink, *, n_orders: int = 2
         "executions_per_s": expected / (t_done - t0),
         "orders_per_s": n_orders / (t_placed - t0),
         "producer_cpu_ms_per_order": producer_cpu * 1000 / n_orders,
+        # PostgreSQL's backends for this database (the harness's own polling included).
+        "postgres_cpu_ms_per_order": load.postgres_cpu_seconds * 1000 / n_orders,
+        "machine_busy_percent": load.busy_percent,
         "cpu_ms_per_execution": (cpu1 - cpu0) * 1000 / expected,
         "extras_cpu_ms_per_execution": (extra_cpu1 - extra_cpu0) * 1000 / expected,
         "executions": expected,

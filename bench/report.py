@@ -55,7 +55,8 @@ def header(meta: dict) -> list[str]:
         "shared: other test suites ran at the same time)",
         "- **Versions**: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         "- **Method**: every variant of a section runs once per repetition, interleaved (A B C A B C ...), "
-        f"{meta['args']['repeat']} repetitions; tables show the median and (min–max). Absolute numbers "
+        f"{meta['args']['repeat']} repetitions ({meta['args'].get('growth_repeat', meta['args']['repeat'])} "
+        "for growth); tables show the median and (min–max). Absolute numbers "
         "on this noisy machine move by tens of percent between runs, so every target is judged on a "
         "**ratio against a baseline measured in the same run**: the median of the per-repetition "
         "ratios (neighbours in time share the same noise), with their range.",
@@ -132,7 +133,12 @@ def _publish_lag(runs: list[dict]) -> list[str]:
         return []
     return [f"orderflow events were published {fmt(summary(col(runs, 'publish_lag_p50_ms')), '{:.1f}')} ms "
             f"(p50; p99 {fmt(summary(col(runs, 'publish_lag_p99_ms')), '{:.1f}')} ms) after their commit "
-            "(`published_at - created_at` in the outbox): the relay is woken, it does not wait for its poll.",
+            "(`published_at - created_at` in the outbox): the relay is woken by NOTIFY, it does not wait "
+            "for its poll. No consumer worker runs in this section, so the queues only grow: the relay "
+            "sees the workers behind and lingers `RELAY_LINGER_SECONDS` (50 ms) between passes to batch "
+            "what piles up, which is this lag. With workers that keep up it publishes each event as soon "
+            "as it is woken (`tests/unit/test_relay_linger.py`); the lag was 4.4 ms p50 in the run before "
+            "lingering existed.",
             ""]
 
 
@@ -226,8 +232,17 @@ def throughput_section(res: dict, charts: Path, rel: Path, verdicts: list[str]) 
         f"per order | "
         f"{fmt(summary(col(of, 'producer_cpu_ms_per_order')), '{:.2f}')} |",
         *breakdown,
+        f"| relay + Flower, per order | "
+        f"{fmt(summary([r['extras_cpu_ms_per_execution'] * 3 for r in of]), '{:.2f}')} |",
+        *([f"| PostgreSQL backends of the run's database, per order | "
+           f"{fmt(summary(col(of, 'postgres_cpu_ms_per_order')), '{:.2f}')} |"]
+          if "postgres_cpu_ms_per_order" in of[0] else []),
         "",
-        "PostgreSQL's and Redis's own CPU (same 2 cores) is not in these figures.",
+        *([f"Both cores were {fmt(summary(col(of, 'machine_busy_percent')), '{:.0f}')} % busy from the "
+           "first order to the last delivery: the pipeline is CPU-bound, so its rate is 2 cores divided by "
+           "the CPU all its parts spend per order. Not in the table: the SMTP sink, Redis, the harness's "
+           "own polling."] if "machine_busy_percent" in of[0] else
+          ["PostgreSQL's and Redis's own CPU (same 2 cores) is not in these figures."]),
         "",
         "## 5. Scale-out",
         "",
@@ -288,7 +303,7 @@ def growth_section(res: dict, charts: Path, rel: Path, verdicts: list[str]) -> l
     small, large = list(data)
     metrics = [("post_p50_ms", "POST /orders p50 ms"), ("get_p50_ms", "GET /orders/<id> p50 ms"),
                ("relay_pass_ms", "relay pass, 150 new events, ms"),
-               ("relay_idle_ms", "idle relay poll (median of 20), ms")]
+               ("relay_idle_ms", "idle relay poll (median of 100), ms")]
     rows, worst = [], 0.0
     for key, label in metrics:
         r = ratio_summary(col(data[large], key), col(data[small], key))
