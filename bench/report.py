@@ -215,8 +215,9 @@ def throughput_section(res: dict, charts: Path, rel: Path, verdicts: list[str]) 
         "quantity ordered, every line `reserved`; one e-mail per order with distinct event ids. "
         f"Redelivered attempts over all orderflow runs: {redelivered}. "
         "\"Executions per message\": orderflow's relay packs the deliveries of the events that piled up "
-        "since its last pass into one message per consumer (up to `DELIVERY_BATCH_MAX`, one pass per "
-        "`RELAY_LINGER_SECONDS` while busy); the baselines send one message per execution.",
+        "since its last pass into one message per consumer (up to `DELIVERY_BATCH_MAX`; while the workers "
+        "are behind it passes once per `RELAY_LINGER_SECONDS`); the baselines send one message per "
+        "execution.",
         "",
         head.replace("ratio", "/ bare Celery"),
         *[row(n, BARE_CELERY) for n in main],
