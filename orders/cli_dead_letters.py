@@ -79,7 +79,7 @@ def _show(args: argparse.Namespace, session_factory: SessionFactory) -> None:
         return
     for key in ("id", "task_id", "flower_task_id", "consumer", "state", "attempts", "order_id",
                 "event_type", "updated_at"):
-        print(f"{key + ':':<15}{letter[key]}")
+        print(f"{key + ':':<16}{letter[key]}")
     print("payload:")
     print(json.dumps(letter["payload"], indent=2))
     print("attempts:")
