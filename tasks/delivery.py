@@ -231,9 +231,11 @@ class DeliveryTask(Task):
             for event_id, payload in items:
                 self._send_one(event_id, payload)
             return
+        ids = [event_id for event_id, _ in items]
+        # Flower shows the event ids (searchable), as for a batch the relay sent.
         self.apply_async(kwargs={"batch": [list(item) for item in items]},
-                         task_id=batch_task_id([event_id for event_id, _ in items], self.consumer),
-                         queue=self._queue(), kwargsrepr=f"{{'batch': <{len(items)} deliveries>}}")
+                         task_id=batch_task_id(ids, self.consumer), queue=self._queue(),
+                         kwargsrepr=f"{{'batch': {ids!r}}}")
 
     def _send_one(self, event_id: str, payload: Any, countdown: float | None = None) -> None:
         self.apply_async(args=[event_id, payload], task_id=task_id_for(event_id, self.consumer),
