@@ -60,49 +60,8 @@ def begin(
     task_id: str | None = None,
 ) -> Begun:
     """Count an attempt and take the lease, unless the delivery is final or leased."""
-    now = utcnow()
-    lease_until = now + timedelta(seconds=lease_seconds)
-    # One statement, atomic on its own: run it in autocommit mode, so the database sees one
-    # round trip instead of three (BEGIN, the upsert, COMMIT). The follow-up SELECT (rare:
-    # final or leased elsewhere) only reports what the upsert refused; it needs no transaction.
-    with session_factory() as session:
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        table = Delivery.__table__
-        insert = _insert_for(session).values(
-            event_id=event_id,
-            consumer=consumer,
-            state=RUNNING,
-            attempts=1,
-            queue=queue,
-            lease_until=lease_until,
-            task_id=task_id,
-            created_at=now,
-            updated_at=now,
-        )
-        upsert = insert.on_conflict_do_update(
-            index_elements=[table.c.event_id, table.c.consumer],
-            set_={
-                "state": RUNNING,
-                "attempts": table.c.attempts + 1,
-                "queue": queue,
-                "lease_until": lease_until,
-                "task_id": task_id,
-                "updated_at": now,
-            },
-            where=table.c.state.not_in(FINAL_STATES)
-            & ((table.c.state != RUNNING) | (table.c.lease_until < now)),
-        ).returning(table.c.attempts)
-        attempts = session.execute(upsert).scalar_one_or_none()
-        if attempts is not None:
-            return Begun(Start.RUN, attempts=attempts)
-        row = session.execute(
-            select(Delivery.state, Delivery.lease_until).where(
-                Delivery.event_id == event_id, Delivery.consumer == consumer
-            )
-        ).one()
-    if row.state in FINAL_STATES:
-        return Begun(Start.DONE)
-    return Begun(Start.BUSY, retry_in=max(0.1, _seconds_until(row.lease_until, now)))
+    return begin_many(session_factory, event_ids=[event_id], consumer=consumer, queue=queue,
+                      lease_seconds=lease_seconds, task_id=task_id)[event_id]
 
 
 def begin_many(
@@ -119,6 +78,9 @@ def begin_many(
         return {}
     now = utcnow()
     lease_until = now + timedelta(seconds=lease_seconds)
+    # One statement, atomic on its own: run it in autocommit mode, so the database sees one
+    # round trip instead of three (BEGIN, the upsert, COMMIT). The follow-up SELECT (rare:
+    # final or leased elsewhere) only reports what the upsert refused; it needs no transaction.
     with session_factory() as session:
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         table = Delivery.__table__

@@ -43,16 +43,8 @@ def status_message(*, event_id: str, consumer: str, state: str, attempts: int,
 def announce(redis_url: str, *, event_id: str, consumer: str, state: str, attempts: int,
              last_error: str | None = None) -> bool:
     """Publish one state change; False (and a warning) if Redis did not take it."""
-    message = status_message(event_id=event_id, consumer=consumer, state=state,
-                             attempts=attempts, last_error=last_error)
-    message["at"] = utcnow().isoformat()
-    try:
-        client(redis_url).publish(channel_for(event_id), json.dumps(message))
-    except Exception as exc:  # best effort by design: see the module docstring
-        log.warning("event=%s consumer=%s state=%s not announced: %s",
-                    event_id, consumer, state, type(exc).__name__)
-        return False
-    return True
+    return announce_many(redis_url, [status_message(event_id=event_id, consumer=consumer, state=state,
+                                                    attempts=attempts, last_error=last_error)])
 
 
 def announce_many(redis_url: str, messages: list[dict[str, Any]]) -> bool:
@@ -64,7 +56,10 @@ def announce_many(redis_url: str, messages: list[dict[str, Any]]) -> bool:
             pipeline.publish(channel_for(message["event_id"]), json.dumps({**message, "at": at}))
         pipeline.execute()
     except Exception as exc:  # best effort by design: see the module docstring
-        log.warning("%d state change(s) not announced: %s", len(messages), type(exc).__name__)
+        first = messages[0] if messages else {}
+        log.warning("%d state change(s) not announced, first event=%s consumer=%s state=%s: %s",
+                    len(messages), first.get("event_id"), first.get("consumer"), first.get("state"),
+                    type(exc).__name__)
         return False
     return True
 
