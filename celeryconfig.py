@@ -1,23 +1,28 @@
-"""Celery settings, flat and lowercase, read from the environment with local defaults.
+"""Celery settings, flat and lowercase, built from orderflow's Settings (config/settings.py).
 
 `celery -A tasks ...` loads this module. Every value that matters for
 reliability is explained; `tasks/safety.py` refuses to start a worker or relay
-when they do not hold together.
+when they do not hold together. Nothing here reads the environment itself:
+change a value through its variable (docs/configuration.md), not in this file.
 """
-
-import json
-import os
 
 from kombu import Queue
 
-from orders.subscriptions import all_consumers
+from config.settings import Settings
+from orders import subscriptions as _declared  # noqa: F401  (the consumers: their queues below)
+from outbox.subscriptions import durable_subscribers
 
-broker_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+try:
+    _settings = Settings.from_env()
+except ValueError as _bad:  # one line, not a traceback from inside Celery's config loader
+    raise SystemExit(f"orderflow: refusing to start: {_bad}") from None
+
+broker_url = _settings.redis_url
 broker_connection_retry_on_startup = True
 broker_transport_options = {
     # A message taken but not acked is handed out again after this long. Every
     # retry countdown plus task time limit must stay well below it (checked at start-up).
-    "visibility_timeout": int(os.environ.get("BROKER_VISIBILITY_TIMEOUT", 3600)),
+    "visibility_timeout": _settings.broker_visibility_timeout,
     # An unreachable broker must fail a publish quickly: the relay takes over.
     "socket_connect_timeout": 2,
     "socket_timeout": 10,
@@ -44,27 +49,22 @@ worker_prefetch_multiplier = 1
 worker_send_task_events = True
 task_send_sent_event = True
 
-task_soft_time_limit = int(os.environ.get("TASK_SOFT_TIME_LIMIT", 50))
-task_time_limit = int(os.environ.get("TASK_TIME_LIMIT", 60))
+task_soft_time_limit = _settings.task_soft_time_limit
+task_time_limit = _settings.task_time_limit
 # How long the pool waits, after a child process died, before it reports WorkerLostError
 # (which requeues the message). Must stay below task_time_limit: otherwise the time limit
 # fires first on the dead child and the message is acknowledged as failed instead.
-worker_lost_wait = float(os.environ.get("WORKER_LOST_WAIT", 10))
+worker_lost_wait = _settings.worker_lost_wait
 
-# One queue per consumer, routed by task name (orders.<consumer>.<task>);
-# "celery" stays for Celery's own control tasks (ping).
+# One queue per declared consumer (orders/subscriptions.py), each task routed to its own;
+# "notifications" holds the plain notice task (tasks/notice_task.py); "celery" stays for
+# Celery's own control tasks (ping).
+_consumers = durable_subscribers()
 task_default_queue = "celery"
-# "notifications" holds plain tasks enqueued by embedding projects (tasks/notifications.py).
-task_queues = [Queue(name) for name in all_consumers()] + [Queue("notifications"), Queue("celery")]
-task_routes = {f"orders.{name}.*": {"queue": name} for name in [*all_consumers(), "notifications"]}
+task_queues = [Queue(s.queue) for s in _consumers] + [Queue("notifications"), Queue("celery")]
+task_routes = {s.task_name: {"queue": s.queue} for s in _consumers} | {
+    "orders.notifications.*": {"queue": "notifications"}}
 task_create_missing_queues = False
 
 worker_hijack_root_logger = False
 worker_redirect_stdouts = False
-
-# --- orderflow's own settings (read by tasks/policies.py) ---------------------------
-# Per-consumer overrides of the retry policy, as JSON, e.g.
-#   ORDERFLOW_RETRY_POLICIES='{"email": {"backoff_base": 0.2, "backoff_max": 1}}'
-orderflow_retry_policies = json.loads(os.environ.get("ORDERFLOW_RETRY_POLICIES") or "{}")
-# How long a running delivery is leased to one worker before another copy may run it.
-orderflow_lease_seconds = float(os.environ.get("ORDERFLOW_LEASE_SECONDS", 90))

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from orders.db import SessionFactory, make_engine, make_session_factory
+from config.settings import mask_url, normalize_database_url
 from orders.migrate import upgrade
 from orders.seed import seed_products
-from orders.settings import mask_url, normalize_database_url
+from outbox.db import SessionFactory, make_engine, make_session_factory
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # Enough stock that every benchmark order is `reserved`: then "stock taken" must equal

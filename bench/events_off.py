@@ -9,14 +9,14 @@ every other check (acks_late, reject_on_worker_lost, prefetch 1, JSON, limits).
 from celery import signals
 
 from tasks import app
-from tasks.celery_app import _refuse_unsafe_settings
+from tasks.celery_app import refuse_unsafe_settings
 from tasks.safety import UnsafeSettings, problems
 
 EVENT_SETTINGS = ("worker_send_task_events", "task_send_sent_event")
 
 app.conf.worker_send_task_events = False
 app.conf.task_send_sent_event = False
-signals.worker_init.disconnect(_refuse_unsafe_settings)
+signals.worker_init.disconnect(refuse_unsafe_settings)
 
 
 @signals.worker_init.connect

@@ -20,8 +20,8 @@ from sqlalchemy import text
 from bench.common import flush
 from bench.producer import BODY
 from bench.stats import percentile
-from orders.db import make_engine, make_session_factory
-from orders.settings import Settings
+from config.settings import Settings
+from outbox.db import make_engine, make_session_factory
 from tasks.runtime import Runtime
 
 SEED_SQL = [

@@ -26,10 +26,10 @@ from bench.common import WorkerSet, flush, python_m, wait_for
 from bench.database import BENCH_STOCK, reset
 from bench.load_sampler import LoadSampler
 from bench.services import Sink, start_flower
-from orders.db import make_engine, make_session_factory
 from orders.payments import SimulatedGateway
 from orders.place_order import place_order
-from orders.subscriptions import all_consumers
+from outbox.db import make_engine, make_session_factory
+from outbox.subscriptions import all_consumers
 
 LINES = [{"sku": "mug", "quantity": 2}, {"sku": "tee", "quantity": 1}]
 # Orders are placed from this many threads at once: the Procfile's web serves 2 x 4 threads.

@@ -24,8 +24,8 @@ from bench.common import WorkerSet, flush, free_port, python_m, wait_for
 from bench.database import reset
 from bench.services import Sink, port_answers
 from bench.stats import percentile
-from orders.db import make_engine
-from orders.models import utcnow
+from outbox.clock import utcnow
+from outbox.db import make_engine
 
 VARIANTS = {
     "orderflow": "/orders",

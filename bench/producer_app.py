@@ -17,32 +17,28 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, jsonify
-from sqlalchemy import insert
+from sqlalchemy import insert, literal, select
 
 from orders.consumers import analytics, email, inventory
-from orders.events import order_created_payload
-from orders.models import Order, OrderLine, new_id, utcnow
-from orders.place_order import (
-    _line_rows,
-    _load_prices,
-    _order_row,
-    _placed,
-    _store_params,
-    _store_statement,
-    _tables,
-)
+from orders.models import Order, OrderLine
+from orders.order_store import line_rows, order_ctes, order_row, statement_params, tables
+from orders.payloads import order_created_payload
+from orders.place_order import load_prices, placed_from
 from orders.schemas import parse_place_order
+from outbox.clock import new_id, utcnow
 from web import create_app as create_orderflow_app
 from web.routes import json_body, placed_order_view, services
 
 blueprint = Blueprint("bench", __name__)
+# PostgreSQL: the order and its lines as `place_order` writes them, without the event and NOTIFY.
+_NO_EVENT_STATEMENT = select(literal(1)).add_cte(*order_ctes())
 
 
 def _new_order() -> tuple[Order, dict]:
     """Validation, prices and payment exactly as `place_order` does them."""
     svc = services()
     command = parse_place_order(json_body())
-    prices = _load_prices(svc.session_factory, command)
+    prices = load_prices(svc.session_factory, command)
     order_id = new_id()
     total = sum(prices[ln.sku].price_cents * ln.quantity for ln in command.lines)
     charge = svc.gateway.charge(amount_cents=total, currency="EUR", card_token=command.card_token,
@@ -56,7 +52,7 @@ def _new_order() -> tuple[Order, dict]:
 
 def _view(order: Order, fulfilment: dict[str, str] | None = None) -> dict[str, Any]:
     """The answer `POST /orders` gives (from what was written, no read-back), without events."""
-    view = placed_order_view(_placed(order, event_id=""))
+    view = placed_order_view(placed_from(order, event_id=""))
     view["events"] = []
     for line in view["lines"]:
         line["fulfilment"] = (fulfilment or {}).get(line["sku"])
@@ -70,7 +66,7 @@ def no_events():  # type: ignore[no-untyped-def]
     order, _prices = _new_order()
     with services().session_factory() as session:
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        session.execute(_store_statement(with_event=False), _store_params(order, None))
+        session.execute(_NO_EVENT_STATEMENT, statement_params(order, None))
     return jsonify(order=_view(order)), 201
 
 
@@ -79,12 +75,12 @@ def direct():  # type: ignore[no-untyped-def]
     """The direct-call design: order, stock and revenue in one transaction, then the mail,
     all before answering."""
     order, prices = _new_order()
-    orders, lines, _ = _tables()
+    orders, lines, _ = tables()
     payload = order_created_payload(new_id(), order, prices)
     with services().session_factory.begin() as session:
-        session.execute(insert(orders), _order_row(order))
-        session.execute(insert(lines), _line_rows(order))
-        fulfilment = inventory.reserve_stock(session, payload)
+        session.execute(insert(orders), order_row(order))
+        session.execute(insert(lines), line_rows(order))
+        fulfilment = inventory.reserve_stock(session, payload["event_id"], payload)
         analytics.record_revenue(session, payload["event_id"], payload)
     settings = services().settings
     message = email.confirmation_message(mail_from=settings.mail_from, event_id=payload["event_id"],

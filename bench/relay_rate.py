@@ -23,9 +23,10 @@ from sqlalchemy import text
 import tasks.relay
 from bench.common import flush
 from bench.database import reset
-from orders.db import make_engine, make_session_factory
-from orders.settings import Settings
-from orders.subscriptions import ORDER_CREATED, all_consumers, subscribers_of, task_id_for
+from config.settings import Settings
+from orders.subscriptions import ORDER_CREATED
+from outbox.db import make_engine, make_session_factory
+from outbox.subscriptions import all_consumers, subscribers_of, task_id_for
 from tasks.publisher import PUBLISH_RETRY_POLICY, PublishableEvent, publish_events
 from tasks.runtime import Runtime
 
@@ -88,7 +89,7 @@ def relay_pass(app: Celery, runtime: Runtime, n: int, *, batched: bool) -> float
 
 
 def apply_async_loop(app: Celery, runtime: Runtime) -> tuple[float, int]:
-    from orders.models import OutboxEvent
+    from outbox.models import OutboxEvent
 
     with runtime.session_factory() as session:
         events = [(e.id, e.payload) for e in session.query(OutboxEvent).all()]

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import redis
 
+from config.settings import var_dir
 from devtools.ports import free_port, wait_for_port
-from orders.settings import VAR_DIR
+
+VAR_DIR = var_dir()  # devtools read the environment directly (they are not the app)
 
 
 def redis_binary() -> str:

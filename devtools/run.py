@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 import sys
 
+from config.settings import mask_url, var_dir
 from devtools.local_redis import is_reachable
 from devtools.ports import free_port, port_is_free
+from devtools.procfile import app_processes
 from devtools.secrets import ensure_password
-from orders.settings import VAR_DIR, mask_url
 
-APP_PROCESSES = ["web", "relay", "email", "inventory", "analytics", "notifications", "flower"]
+VAR_DIR = var_dir()  # devtools read the environment directly (they are not the app)
+
+# web, relay, one worker per declared consumer queue, Flower (devtools/procfile.py)
+APP_PROCESSES = list(app_processes())
 
 
 def plan(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -77,7 +81,7 @@ def main() -> None:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     env, processes = plan({**read_dotenv(), **os.environ})
     os.environ.update(env)
-    from orders.cli import main as orderflow
+    from cli.main import main as orderflow
 
     if orderflow(["init"]) != 0:
         sys.exit(1)

@@ -22,7 +22,9 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from orders.settings import VAR_DIR
+from config.settings import var_dir
+
+VAR_DIR = var_dir()  # devtools read the environment directly (they are not the app)
 
 
 class ScriptedHandler:

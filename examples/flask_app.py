@@ -10,23 +10,19 @@ It follows Flask's documented Celery pattern (an app factory calling
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from celery import Celery
 from flask import Flask, request
 
-from orders.after_commit import combine
-from orders.db import make_engine, make_session_factory
+import bootstrap
+from config.settings import Settings
 from orders.errors import OrderflowError
-from orders.in_process import InProcessDispatcher
-from orders.payments import SimulatedGateway
 from orders.place_order import place_order
 from orders.queries import get_order
-from orders.settings import Settings
 
 
-def celery_init_app(app: Flask) -> Celery:
+def celery_init_app(app: Flask, settings: Settings) -> Celery:
     """Flask's `celery_init_app`, but returning orderflow's Celery app and its celeryconfig.
 
     Flask's version builds a new Celery app whose tasks run inside an app
@@ -35,7 +31,7 @@ def celery_init_app(app: Flask) -> Celery:
     """
     from tasks import app as celery_app
 
-    celery_app.conf.update(app.config.get("CELERY", {}))
+    celery_app.conf.update({"broker_url": settings.redis_url, **app.config.get("CELERY", {})})
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
@@ -43,29 +39,21 @@ def celery_init_app(app: Flask) -> Celery:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.from_mapping(CELERY={"broker_url": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")})
     app.config.update(config or {})
-    celery_app = celery_init_app(app)
-
-    from tasks.fast_path import default_publisher
-
     settings = app.config.get("ORDERFLOW_SETTINGS") or Settings.from_env()
-    session_factory = make_session_factory(make_engine(settings.database_url))
-    gateway = SimulatedGateway()
     # In-process subscribers, then the fast path on SQLite; on PostgreSQL the commit's NOTIFY
     # wakes `python -m tasks.relay`, which publishes (PUBLISH_MODE chooses otherwise).
-    after_commit = combine(InProcessDispatcher(settings),
-                           default_publisher(celery_app, session_factory, settings))
+    services = bootstrap.build(settings, celery_app=celery_init_app(app, settings))
 
     @app.post("/checkout")
     def checkout():  # type: ignore[no-untyped-def]
-        placed = place_order(session_factory=session_factory, gateway=gateway,
-                             data=request.get_json(silent=True), after_commit=after_commit)
+        placed = place_order(session_factory=services.session_factory, gateway=services.gateway,
+                             data=request.get_json(silent=True), after_commit=services.after_commit)
         return {"order_id": placed.order_id}, 201
 
     @app.get("/orders/<order_id>")
     def order(order_id: str):  # type: ignore[no-untyped-def]
-        return {"order": get_order(session_factory, order_id)}
+        return {"order": get_order(services.session_factory, order_id)}
 
     @app.errorhandler(OrderflowError)
     def orderflow_error(exc: OrderflowError):  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 
 The event goes to the outbox like every event, so a `durable` subscriber added
 later gets it too; today its only subscriber is the in-process welcome email,
-called by `after_commit` (see `orders/in_process.py`).
+called by `after_commit` (see `outbox/in_process.py`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from orders.after_commit import AfterCommit, run_after_commit
-from orders.db import SessionFactory
 from orders.errors import CustomerExists, InvalidSignup
-from orders.models import Customer, OutboxEvent, new_id, utcnow
-from orders.outbox import notify_relay
+from orders.models import Customer
 from orders.schemas import field_errors
 from orders.subscriptions import CUSTOMER_SIGNED_UP
+from outbox.after_commit import AfterCommit, run_after_commit
+from outbox.clock import new_id, utcnow
+from outbox.db import SessionFactory
+from outbox.models import OutboxEvent
+from outbox.store import notify_relay
 
 
 class SignUpIn(BaseModel):

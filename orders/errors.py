@@ -1,24 +1,21 @@
-"""The one error hierarchy of orderflow.
+"""The shop's errors: placing orders and signing up. Views map them to HTTP statuses.
 
-Views map these to HTTP status codes (see `web/errors.py`); consumer tasks map
-them to retry / no-retry (see `tasks/delivery.py`). Each leaf documents which.
+They derive from the one base, `outbox.errors.OrderflowError`, where the
+errors of delivery (TransientError, PermanentError) and of operators live;
+those are re-exported here so a handler imports all it raises from one place.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-
-class OrderflowError(Exception):
-    """Base class: every error orderflow raises on purpose derives from it."""
-
-    code = "orderflow_error"
-
-    def __init__(self, message: str, *, details: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
+from outbox.errors import (  # noqa: F401  (re-exported: the whole hierarchy, from one module)
+    DeliveryNotFound,
+    InvalidArgument,
+    NotReplayable,
+    OrderflowError,
+    PermanentError,
+    ReplayFailed,
+    TransientError,
+)
 
 # --- placing orders (HTTP 4xx/503) -------------------------------------------------
 
@@ -66,45 +63,3 @@ class CustomerExists(OrderflowError):
     """A customer with that email already signed up (HTTP 409)."""
 
     code = "customer_exists"
-
-
-# --- consumers: how a handler tells its task what to do ----------------------------
-
-
-class TransientError(OrderflowError):
-    """Worth trying again later (SMTP 4xx, connection refused, timeout, database down)."""
-
-    code = "transient"
-
-
-class PermanentError(OrderflowError):
-    """Trying again cannot help (SMTP 5xx, malformed payload): dead-letter at once."""
-
-    code = "permanent"
-
-
-# --- operating dead letters (CLI: one line + exit 1; HTTP: status below) ------------
-
-
-class InvalidArgument(OrderflowError):
-    """A filter or option an operator gave cannot be understood (HTTP 422)."""
-
-    code = "invalid_argument"
-
-
-class DeliveryNotFound(OrderflowError):
-    """No delivery matches the id an operator gave (HTTP 404)."""
-
-    code = "delivery_not_found"
-
-
-class NotReplayable(OrderflowError):
-    """The delivery is not a dead letter (succeeded, running, discarded...): refused (HTTP 409)."""
-
-    code = "not_a_dead_letter"
-
-
-class ReplayFailed(OrderflowError):
-    """The replay message could not be published; the delivery is dead again (HTTP 503)."""
-
-    code = "replay_failed"

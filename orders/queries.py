@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from orders.db import SessionFactory
-from orders.deliveries import PENDING
 from orders.errors import OrderNotFound
-from orders.models import Delivery, Order, OutboxEvent, Product
-from orders.subscriptions import subscribers_of
+from orders.models import Order, Product
+from outbox.clock import iso
+from outbox.db import SessionFactory
+from outbox.models import Delivery, OutboxEvent
+from outbox.states import PENDING
+from outbox.subscriptions import subscribers_of
 
 
 def get_order(session_factory: SessionFactory, order_id: str) -> dict[str, Any]:
@@ -93,11 +94,6 @@ def delivery_status(delivery: Delivery | None) -> dict[str, Any]:
         "last_error": delivery.last_error,
         "updated_at": iso(delivery.updated_at),
     }
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 with the zone: SQLite returns naive datetimes, which we always store in UTC."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 def list_products(session_factory: SessionFactory) -> list[dict[str, Any]]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from orders.db import SessionFactory
 from orders.models import Product
+from outbox.db import SessionFactory
 
 DEMO_PRODUCTS = [
     Product(sku="mug", name="Enamel mug", price_cents=1200, stock=100),

@@ -1,7 +1,10 @@
-"""The Celery app and its consumers: `celery -A tasks worker -Q <queue>`."""
+"""The Celery side of orderflow: `celery -A tasks worker -Q <queue>` finds the app as `tasks.app`.
 
-from tasks import notifications  # noqa: F401  (registers orders.notifications.*)
+Importing this package registers every task: one per declared durable
+subscriber (tasks/consumer_tasks.py) and the plain notice task.
+"""
+
+from tasks import consumer_tasks, notice_task  # noqa: F401  (registers the tasks)
 from tasks.celery_app import app
-from tasks.consumers import analytics, email, inventory  # noqa: F401  (registers the tasks)
 
 __all__ = ["app"]

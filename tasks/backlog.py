@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from tasks import live
+from outbox import status_feed
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def consumers_behind(broker_url: str, queues: list[str]) -> bool:
     """True if any of `queues` holds a message; False when empty or when Redis does not answer."""
     try:
         # kombu keeps a Redis queue's waiting messages in a list named after the queue.
-        pipeline = live.client(broker_url).pipeline(transaction=False)
+        pipeline = status_feed.client(broker_url).pipeline(transaction=False)
         for queue in queues:
             pipeline.llen(queue)
         return any(waiting > 0 for waiting in pipeline.execute())

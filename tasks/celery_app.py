@@ -18,5 +18,5 @@ app = create_celery_app()
 
 
 @signals.worker_init.connect
-def _refuse_unsafe_settings(sender=None, **_kwargs):  # type: ignore[no-untyped-def]
+def refuse_unsafe_settings(sender=None, **_kwargs):  # type: ignore[no-untyped-def]
     check_or_exit(sender.app if sender is not None else app)

@@ -20,10 +20,10 @@ import time
 
 from celery import Celery
 
-from orders.db import SessionFactory
-from orders.models import OutboxEvent
-from orders.outbox import mark_published
-from orders.settings import Settings
+from config.settings import Settings
+from outbox.db import SessionFactory
+from outbox.models import OutboxEvent
+from outbox.store import mark_published
 from tasks.publisher import publish_events
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ in one round trip per batch (kombu flushes every `BATCH_MAX_COMMANDS`).
 
 With `batch_max` > 1, the events of one call that go to the same subscriber
 are packed into messages of up to `batch_max` deliveries (`batch=[[event_id,
-payload], ...]`) for subscribers whose task takes them (tasks/delivery.py);
+payload], ...]`) for subscribers whose task takes them (tasks/delivery_task.py);
 a single event still goes as a plain one-delivery message. The relay passes
 its whole claimed batch, so messages carry several deliveries only when events
 piled up: an idle system sends one message per delivery as before.
@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 from celery import Celery
 
-from orders.dead_letter_actions import Publish, Redelivery
-from orders.subscriptions import Subscriber, batch_task_id, subscribers_of, task_id_for
+from outbox.redelivery import Publish, Redelivery
+from outbox.subscriptions import Subscriber, batch_task_id, subscribers_of, task_id_for
 
 # Fail fast when the broker is away: the relay comes back for the event later.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}

@@ -1,7 +1,7 @@
 """The outbox relay: publishes every committed event the fast path did not.
 
 Run it as its own process (`python -m tasks.relay`, the Procfile's `relay`).
-On PostgreSQL it is the publisher: each commit NOTIFYs it (tasks/relay_wakeup.py)
+On PostgreSQL it is the publisher: each commit NOTIFYs it (outbox/wakeup.py)
 and it publishes at once. Everywhere it is the safety net for a crash between
 commit and publish, and for a broker outage: events wait in the outbox and go
 out when Redis is back. Several relays may run at once on PostgreSQL: each
@@ -16,12 +16,12 @@ import threading
 
 from celery import Celery
 
-from orders.outbox import claim_unpublished, mark_published
-from orders.settings import mask_url
-from orders.subscriptions import SUBSCRIPTIONS, subscribers_of
+from config.settings import mask_url
+from outbox.store import claim_unpublished, mark_published
+from outbox.subscriptions import durable_subscribers
+from outbox.wakeup import Wakeup, wakeup_for
 from tasks.backlog import consumers_behind
 from tasks.publisher import publish_events
-from tasks.relay_wakeup import Wakeup, wakeup_for
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def run(app: Celery, runtime: Runtime, stop: threading.Event) -> None:
 def _loop(app: Celery, runtime: Runtime, stop: threading.Event, wakeup: Wakeup) -> None:
     failures = 0
     linger = runtime.settings.relay_linger_seconds
-    queues = [subscriber.queue for event_type in SUBSCRIPTIONS for subscriber in subscribers_of(event_type)]
+    queues = [subscriber.queue for subscriber in durable_subscribers()]
     while not stop.is_set():
         try:
             published = relay_once(app, runtime)
@@ -93,13 +93,12 @@ def _mask(text: str, app: Celery) -> str:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from tasks import app, reconciler  # `tasks` registers the consumer tasks: messages name real ones
+    from tasks import app, republisher  # `tasks` registers the consumer tasks: messages name real ones
     from tasks import runtime as runtime_module
     from tasks.safety import UnsafeSettings, check_or_exit
 
-    check_or_exit(app)
-    runtime = runtime_module.current()
-    found = reconciler.deadline_problems(app, runtime)
+    runtime = runtime_module.configure(check_or_exit(app))
+    found = republisher.deadline_problems(app, runtime)
     if found:
         raise UnsafeSettings("orderflow: refusing to start: " + "; ".join(found))
     stop = threading.Event()
@@ -107,7 +106,7 @@ def main() -> None:
         signal.signal(signum, lambda *_: stop.set())
     # Both loops in one process: the relay sends what was never published, the
     # reconciler what was published and then lost.
-    reconciling = threading.Thread(target=reconciler.run, args=(app, runtime, stop),
+    reconciling = threading.Thread(target=republisher.run, args=(app, runtime, stop),
                                    name="reconciler", daemon=True)
     reconciling.start()
     run(app, runtime, stop)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from orders.db import SessionFactory, make_engine, make_session_factory
-from orders.settings import Settings
+from config.settings import Settings
+from outbox.db import SessionFactory, make_engine, make_session_factory
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,17 @@ def configure(settings: Settings | None = None) -> Runtime:
     if previous is not None:
         previous.session_factory.kw["bind"].dispose()
     return runtime
+
+
+def change_settings(settings: Settings) -> Runtime:
+    """Run with other settings on the same database connections (same database URL)."""
+    global _current
+    with _lock:
+        current_runtime = _current or configure(settings)
+        if settings.database_url != current_runtime.settings.database_url:
+            raise ValueError("change_settings keeps the database: use configure() for another one")
+        _current = Runtime(settings, current_runtime.session_factory)
+        return _current
 
 
 def current() -> Runtime:

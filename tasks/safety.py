@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from orders.settings import Settings
-from orders.subscriptions import all_consumers
-from tasks.policies import policy_for
+from config.settings import Settings
+from outbox.subscriptions import all_consumers, policy_for
 
 REQUIRED = {
     "task_acks_late": True,
@@ -26,8 +25,10 @@ class UnsafeSettings(SystemExit):
     """SystemExit, so that Celery's signal dispatch lets it through and the process stops."""
 
 
-def problems(app: Celery) -> list[str]:
+def problems(app: Celery, settings: Settings | None = None) -> list[str]:
+    """What is unsafe in the Celery configuration `app` runs with, together with `settings`."""
     conf = app.conf
+    settings = settings or Settings()
     found = [f"{key} must be {want!r} (is {conf.get(key)!r})"
              for key, want in REQUIRED.items() if conf.get(key) != want]
     if set(conf.get("accept_content") or []) != {"json"}:
@@ -36,7 +37,7 @@ def problems(app: Celery) -> list[str]:
     time_limit = conf.get("task_time_limit") or 0
     if not time_limit:
         found.append("task_time_limit must be set: an endless task holds its message forever")
-    overrides = conf.get("orderflow_retry_policies")
+    overrides = settings.retry_policies
     for consumer in all_consumers():
         cap = policy_for(consumer, overrides).backoff_max
         if cap + time_limit >= visibility:
@@ -52,22 +53,20 @@ def problems(app: Celery) -> list[str]:
             f"must stay below task_time_limit {time_limit}s, or a killed worker's task times out "
             "first and its message is acknowledged, not redelivered"
         )
-    lease = conf.get("orderflow_lease_seconds", 90)
-    if lease <= time_limit:
-        found.append(f"orderflow_lease_seconds {lease:g} must exceed task_time_limit {time_limit}")
+    if settings.lease_seconds <= time_limit:
+        found.append(f"ORDERFLOW_LEASE_SECONDS {settings.lease_seconds:g} must exceed "
+                     f"task_time_limit {time_limit}")
     return found
 
 
-def settings_problems() -> list[str]:
-    """The environment's own settings (orders/settings.py): a bad value is one line, not a traceback."""
-    try:
-        Settings.from_env()
-    except ValueError as exc:
-        return [str(exc)]
-    return []
-
-
-def check_or_exit(app: Celery) -> None:
-    found = problems(app) + settings_problems()
+def check_or_exit(app: Celery, settings: Settings | None = None) -> Settings:
+    """The settings to run with, or one line saying why not (a bad value, an unsafe combination)."""
+    if settings is None:
+        try:
+            settings = Settings.from_env()
+        except ValueError as exc:
+            raise UnsafeSettings(f"orderflow: refusing to start: {exc}") from None
+    found = problems(app, settings)
     if found:
         raise UnsafeSettings("orderflow: refusing to start: " + "; ".join(found))
+    return settings

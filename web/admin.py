@@ -11,16 +11,16 @@ from collections.abc import Callable
 
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 
-from orders import dead_letter_actions as actions
-from orders import dead_letters
-from orders.deliveries import PENDING, RETRYING, RUNNING
 from orders.errors import OrderflowError
 from orders.queries import recent_orders
+from outbox import dead_letter_actions as actions
+from outbox import dead_letters
+from outbox.states import IN_FLIGHT_STATES
 from web import admin_api, auth
 from web.routes import services
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
-IN_FLIGHT = {PENDING, RUNNING, RETRYING}
+IN_FLIGHT = set(IN_FLIGHT_STATES)
 RECENT_ORDERS = 20
 
 

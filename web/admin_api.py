@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 
-from orders import dead_letter_actions as actions
-from orders import dead_letters
-from orders.dead_letter_actions import Publish
 from orders.errors import InvalidArgument
+from outbox import dead_letter_actions as actions
+from outbox import dead_letters
+from outbox.redelivery import Publish
 from web import auth
 from web.routes import json_body, services
 
@@ -34,12 +34,7 @@ def register(app: Flask) -> None:
 
 
 def publisher() -> Publish:
-    publish = current_app.config.get("REPLAY_PUBLISH")
-    if publish is None:
-        from tasks.publisher import replay_publisher  # the web app wires Celery in
-
-        publish = current_app.config["REPLAY_PUBLISH"] = replay_publisher()
-    return publish  # type: ignore[no-any-return]
+    return services().replay_publish  # type: ignore[no-any-return]
 
 
 def actor(by: object) -> str:

@@ -1,30 +1,20 @@
-"""Flask app factory: wires settings, database, payment gateway and the fast publish path."""
+"""Flask app factory: the API, the live status, the operator pages, /metrics, on bootstrap's services."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 
-from orders.after_commit import combine
-from orders.db import SessionFactory, make_engine, make_session_factory
-from orders.in_process import InProcessDispatcher
-from orders.payments import PaymentGateway, SimulatedGateway
-from orders.place_order import AfterCommit
-from orders.settings import Settings
+import bootstrap
+from bootstrap import Services
+from config.settings import Settings
 
 # A request body larger than this is refused with 413 before it is read.
 MAX_BODY_BYTES = 64 * 1024
 
-
-@dataclass(frozen=True)
-class Services:
-    settings: Settings
-    session_factory: SessionFactory
-    gateway: PaymentGateway
-    after_commit: AfterCommit | None
+__all__ = ["Services", "create_app"]
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -38,17 +28,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config.update(config or {})
     settings: Settings = app.config.get("ORDERFLOW_SETTINGS") or Settings.from_env()
-    session_factory = make_session_factory(make_engine(settings.database_url))
-    gateway = app.config.get("PAYMENT_GATEWAY") or SimulatedGateway(settings.payment_timeout_seconds)
-    after_commit = (
-        app.config["AFTER_COMMIT"]
-        if "AFTER_COMMIT" in app.config
-        else _default_publisher(session_factory, settings)
-    )
-    if app.config.get("IN_PROCESS_EVENTS", True):
-        # After commit: in-process subscribers first (in this request), then the durable hand-off.
-        after_commit = combine(InProcessDispatcher(settings), after_commit)
-    app.extensions["orderflow"] = Services(settings, session_factory, gateway, after_commit)
+    options: dict[str, Any] = {"gateway": app.config.get("PAYMENT_GATEWAY"),
+                               "in_process_events": app.config.get("IN_PROCESS_EVENTS", True),
+                               "replay_publish": app.config.get("REPLAY_PUBLISH")}
+    if "AFTER_COMMIT" in app.config:
+        options["publisher"] = app.config["AFTER_COMMIT"]
+    services = bootstrap.build(settings, **options)
+    app.extensions["orderflow"] = services
 
     from web import admin, customers, errors, live, metrics, routes
 
@@ -57,13 +43,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(customers.blueprint)
     app.register_blueprint(live.blueprint)
     admin.register(app)  # the operator page and /admin/api (basic auth)
-    metrics.register(app, session_factory)
+    metrics.register(app, services.session_factory)
     logging.getLogger("orders").setLevel(logging.INFO)
     return app
-
-
-def _default_publisher(session_factory: SessionFactory, settings: Settings) -> AfterCommit | None:
-    from tasks import app as celery_app
-    from tasks.fast_path import default_publisher
-
-    return default_publisher(celery_app, session_factory, settings)

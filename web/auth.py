@@ -37,7 +37,9 @@ def form_token(password: str) -> str:
     return hmac.new(password.encode(), b"orderflow-admin-form", hashlib.sha256).hexdigest()
 
 
-def check_form(password: str) -> None:
+def check_form(password: str | None) -> None:
+    if not password:  # `check` refused the request already; never derive a token from nothing
+        raise ServiceUnavailable("the operator pages are disabled: set ORDERFLOW_ADMIN_PASSWORD")
     if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
         raise Forbidden("cross-site form post refused")
     if not hmac.compare_digest(request.form.get("csrf_token", ""), form_token(password)):

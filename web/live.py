@@ -5,16 +5,17 @@
     GET /orders/<id>/page     an HTML page showing the statuses live (EventSource)
 
 Each open stream holds one gunicorn thread (gthread) for its lifetime; see the
-README's "Live delivery status" for sizing.
+docs/api.md ("Serving it") for sizing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, Response, render_template
 
 from orders.queries import get_order
+from web.routes import services
 from web.sse import delivery_stream
 
 blueprint = Blueprint("live", __name__, template_folder="templates")
@@ -32,7 +33,7 @@ def statuses(order: dict[str, Any]) -> list[dict[str, Any]]:
 
 @blueprint.get("/orders/<order_id>/events")
 def order_events(order_id: str) -> Response:
-    svc = current_app.extensions["orderflow"]
+    svc = services()
     order = get_order(svc.session_factory, order_id)  # 404 before the stream starts
     stream = delivery_stream(
         redis_url=svc.settings.redis_url,
@@ -46,5 +47,5 @@ def order_events(order_id: str) -> Response:
 
 @blueprint.get("/orders/<order_id>/page")
 def order_page(order_id: str) -> str:
-    order = get_order(current_app.extensions["orderflow"].session_factory, order_id)
+    order = get_order(services().session_factory, order_id)
     return render_template("order_page.html", order=order, statuses=statuses(order))

@@ -1,6 +1,6 @@
 """`/metrics` for Prometheus: deliveries, dead letters, retries and outbox lag, per consumer.
 
-A custom collector reads the database on each scrape (orders/monitoring.py),
+A custom collector reads the database on each scrape (outbox/monitoring.py),
 so it works the same behind several gunicorn workers. Open like Flower's
 /metrics: it holds counts, no customer data.
 """
@@ -15,15 +15,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from orders.db import SessionFactory
-from orders.deliveries import DEAD, DISCARDED, PENDING, RETRYING, RUNNING, SUCCEEDED
-from orders.monitoring import snapshot
-from orders.subscriptions import all_consumers
+from outbox.db import SessionFactory
+from outbox.monitoring import snapshot
+from outbox.states import DEAD, DeliveryState
+from outbox.subscriptions import all_consumers
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("metrics", __name__)
-STATES = (PENDING, RUNNING, RETRYING, SUCCEEDED, DEAD, DISCARDED)
+STATES = tuple(DeliveryState)
 
 
 class DatabaseCollector(Collector):

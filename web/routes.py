@@ -6,16 +6,20 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from bootstrap import Services
 from orders.errors import InvalidOrder
 from orders.place_order import PlacedOrder, place_order
-from orders.queries import delivery_status, get_order, iso, list_products
-from orders.subscriptions import ORDER_CREATED, subscribers_of
+from orders.queries import delivery_status, get_order, list_products
+from orders.subscriptions import ORDER_CREATED
+from outbox.clock import iso
+from outbox.subscriptions import subscribers_of
 
 blueprint = Blueprint("api", __name__)
 
 
-def services():  # type: ignore[no-untyped-def]
-    return current_app.extensions["orderflow"]
+def services() -> Services:
+    """What bootstrap.build made for this app (web/app.py)."""
+    return current_app.extensions["orderflow"]  # type: ignore[no-any-return]
 
 
 def json_body() -> Any:

@@ -26,8 +26,8 @@ from typing import Any
 
 from redis.client import PubSub
 
-from orders.deliveries import FINAL_STATES
-from tasks import live
+from outbox import status_feed
+from outbox.states import FINAL_STATES
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,8 @@ def _all_final(sent: dict[tuple[str, str], Status]) -> bool:
 
 def _subscribe(redis_url: str, event_ids: list[str]) -> PubSub | None:
     try:
-        pubsub = live.subscriber(redis_url).pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(*[live.channel_for(e) for e in event_ids])
+        pubsub = status_feed.subscriber(redis_url).pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(*[status_feed.channel_for(e) for e in event_ids])
         return pubsub
     except Exception as exc:  # no live updates: fall back to reading the database
         log.warning("live updates unavailable (%s); polling the database", type(exc).__name__)
@@ -123,7 +123,7 @@ def _next(pubsub: PubSub | None, wait: float) -> tuple[Status | None, PubSub | N
         return None, pubsub
     try:
         data = json.loads(message["data"])
-        return live.status_message(**{k: data[k] for k in
+        return status_feed.status_message(**{k: data[k] for k in
                                       ("event_id", "consumer", "state", "attempts", "last_error")}), pubsub
     except (ValueError, KeyError, TypeError):
         log.warning("ignoring a malformed live message: %r", message.get("data"))

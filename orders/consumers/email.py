@@ -10,12 +10,25 @@ deliveries): connecting, EHLO and QUIT are paid once per batch, not per mail.
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage, Message
 from email.mime.text import MIMEText
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from config.settings import Settings
 from orders.errors import PermanentError, TransientError
+
+
+@contextmanager
+def confirmation_sender(settings: Settings) -> Iterator[Callable[[object, str, dict[str, Any]], None]]:
+    """The email consumer's handler for one message: one SMTP connection for all its mails."""
+    with SmtpSession(settings.smtp_url) as smtp:
+        def send(_session: object, event_id: str, payload: dict[str, Any]) -> None:
+            send_confirmation(smtp=smtp, mail_from=settings.mail_from, event_id=event_id, payload=payload)
+
+        yield send
 
 
 def send_confirmation(

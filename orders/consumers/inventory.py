@@ -12,7 +12,7 @@ from orders.models import OrderLine, Product
 RESERVED, BACKORDERED = "reserved", "backordered"
 
 
-def reserve_stock(session: Session, payload: dict[str, Any]) -> dict[str, str]:
+def reserve_stock(session: Session, event_id: str, payload: dict[str, Any]) -> dict[str, str]:
     """Decrement stock per line inside the caller's transaction; returns sku -> outcome.
 
     `stock = stock - q WHERE stock >= q` is a single atomic statement, so

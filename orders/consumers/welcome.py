@@ -11,8 +11,8 @@ from __future__ import annotations
 from email.message import EmailMessage
 from typing import Any
 
+from config.settings import Settings
 from orders.consumers.email import send_message
-from orders.settings import Settings
 
 # Short: it runs in the request after the commit, and the user is waiting.
 SMTP_TIMEOUT_SECONDS = 5.0

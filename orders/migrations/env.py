@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from orders.db import make_engine
-from orders.models import Base
-from orders.settings import Settings
+from config.settings import Settings
+from outbox.db import make_engine
+from outbox.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url

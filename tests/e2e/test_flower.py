@@ -22,9 +22,9 @@ import pytest
 import tasks
 from devtools.ports import free_port, wait_for_port
 from devtools.smtp_sink import SmtpSink
-from orders.db import make_engine, make_session_factory
 from orders.seed import seed_products
-from orders.subscriptions import task_id_for
+from outbox.db import make_engine, make_session_factory
+from outbox.subscriptions import task_id_for
 from tasks.publisher import publish_events
 from tests.support import processes
 from tests.support.browser import screenshot

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import PROJECT_ROOT
 from devtools.ports import free_port, wait_for_port
-from orders.db import make_engine, make_session_factory
 from orders.seed import seed_products
-from orders.settings import PROJECT_ROOT
+from outbox.db import make_engine, make_session_factory
 from tests.e2e.test_procfile import http_json
 from tests.support.databases import fresh_database
 from tests.support.orders import order_input

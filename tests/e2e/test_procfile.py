@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import PROJECT_ROOT
 from devtools.ports import free_port, wait_for_port
-from orders.settings import PROJECT_ROOT
 from tests.support.orders import order_input
 from tests.support.waiting import wait_until
 

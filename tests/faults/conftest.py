@@ -12,8 +12,8 @@ from celery import Celery
 from sqlalchemy import create_engine, text
 
 from devtools.smtp_sink import SmtpSink
-from orders.db import SessionFactory, make_engine, make_session_factory
 from orders.seed import seed_products
+from outbox.db import SessionFactory, make_engine, make_session_factory
 from tests.support.databases import fresh_database
 from tests.support.processes import OwnedRedis, Processes, process_env
 from tests.support.stalling_smtp import StallingHandler, stalling_sink

@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from sqlalchemy import func, select
 
-from orders.db import SessionFactory, make_engine, make_session_factory
-from orders.models import Order, OutboxEvent
+from config.settings import Settings
+from orders.models import Order
 from orders.seed import seed_products
-from orders.settings import Settings
+from outbox.db import SessionFactory, make_engine, make_session_factory
+from outbox.models import OutboxEvent
 from tests.support.databases import fresh_database
 from tests.support.orders import order_input
 from web import create_app

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from devtools.ports import free_port, wait_for_port
-from orders.models import Delivery
+from outbox.models import Delivery
 from tests.support.http import place_many
 from tests.support.processes import OwnedRedis, procfile_command
 from tests.support.waiting import wait_until

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from orders.settings import PROJECT_ROOT
+from config.settings import PROJECT_ROOT
 
 PREFIX = "orderflow: refusing to start: "
 

@@ -4,7 +4,7 @@ and an in-process Celery worker (the classic fixture, started per test)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,11 @@ from celery import Celery, signals
 from celery.contrib.testing.worker import start_worker
 
 import tasks
+from config.settings import Settings
 from devtools.smtp_sink import SmtpSink
-from orders.db import SessionFactory
 from orders.seed import seed_products
-from orders.settings import Settings
-from orders.subscriptions import all_consumers
+from outbox.db import SessionFactory
+from outbox.subscriptions import all_consumers
 from tasks import runtime as runtime_module
 from tests.support.databases import fresh_database
 from tests.support.redis_server import flush
@@ -47,7 +47,7 @@ def smtp_sink(mail_dir: Path) -> Iterator[SmtpSink]:
 def settings(database_url: str, redis_url: str, smtp_sink: SmtpSink) -> Settings:
     return Settings(
         database_url=database_url, redis_url=redis_url, smtp_url=smtp_sink.url,
-        relay_grace_seconds=0.0, relay_poll_seconds=0.05,
+        relay_grace_seconds=0.0, relay_poll_seconds=0.05, retry_policies=FAST_POLICIES,
     )
 
 
@@ -67,8 +67,8 @@ def session_factory(runtime: runtime_module.Runtime) -> SessionFactory:
 def celery_app(redis_url: str) -> Iterator[Celery]:
     """The project's own Celery app, pointed at the test Redis, with short retry waits."""
     app = tasks.app
-    saved = {key: app.conf.get(key) for key in ("broker_url", "orderflow_retry_policies")}
-    app.conf.update(broker_url=redis_url, orderflow_retry_policies=FAST_POLICIES)
+    saved = {"broker_url": app.conf.get("broker_url")}
+    app.conf.update(broker_url=redis_url)
     _forget_broker_connections(app)
     yield app
     app.conf.update(saved)
@@ -119,11 +119,12 @@ def worker(celery_app: Celery, runtime: runtime_module.Runtime, redis_url: str,
 
 
 @pytest.fixture
-def use_policies(celery_app: Celery) -> Callable[[dict[str, dict[str, Any]]], None]:
+def use_policies(runtime: runtime_module.Runtime) -> Callable[[dict[str, dict[str, Any]]], None]:
+    """Change the retry policies the running worker reads (Settings.retry_policies)."""
     def apply(overrides: dict[str, dict[str, Any]]) -> None:
         merged = {k: {**v} for k, v in FAST_POLICIES.items()}
         for consumer, fields in overrides.items():
             merged.setdefault(consumer, {}).update(fields)
-        celery_app.conf.orderflow_retry_policies = merged
+        runtime_module.change_settings(replace(runtime_module.current().settings, retry_policies=merged))
 
     return apply

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event, func, select
 
-from orders.models import Order, OutboxEvent
+from config.settings import Settings
+from orders.models import Order
 from orders.payments import CARD_DECLINED, CARD_TIMEOUT
-from orders.settings import Settings
+from outbox.models import OutboxEvent
 from tests.support.orders import order_input
 from web import create_app
 

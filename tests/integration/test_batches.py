@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from orders.dead_letters import show_dead_letter
-from orders.deliveries import begin_many
-from orders.models import Delivery
-from orders.subscriptions import ORDER_CREATED, batch_task_id
+from orders.subscriptions import ORDER_CREATED
+from outbox.dead_letters import show_dead_letter
+from outbox.deliveries import begin_many
+from outbox.models import Delivery
+from outbox.subscriptions import batch_task_id
 from tasks.publisher import publish_events
 from tasks.relay import relay_once
 from tests.support.orders import all_final, deliveries_of, outbox_event, place, revenue_rows, states, stock

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders.cli import main
+from cli.main import main
 from tests.support.dead_letters import order_with_dead_email
 from tests.support.orders import deliveries_of, revenue_rows, stock
 from tests.support.waiting import wait_until

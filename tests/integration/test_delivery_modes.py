@@ -17,9 +17,10 @@ import textwrap
 
 from sqlalchemy import func, select
 
+from config.settings import PROJECT_ROOT
 from devtools.ports import free_port
-from orders.models import Customer, OutboxEvent
-from orders.settings import PROJECT_ROOT
+from orders.models import Customer
+from outbox.models import OutboxEvent
 from tasks.relay import relay_once
 from tests.support.orders import all_final, order_input
 from tests.support.waiting import wait_until
@@ -29,7 +30,7 @@ from web import create_app
 CRASH_AFTER_COMMIT = textwrap.dedent("""
     import os, sys
     from orders.customers import sign_up_customer
-    from orders.db import make_engine, make_session_factory
+    from outbox.db import make_engine, make_session_factory
     from orders.payments import SimulatedGateway
     from orders.place_order import place_order
 
@@ -76,7 +77,7 @@ def test_a_failing_in_process_subscriber_is_logged_and_never_breaks_the_request(
     settings, runtime, smtp_sink, caplog
 ):
     smtp_sink.handler.fail_first, smtp_sink.handler.fail_code = -1, 550
-    caplog.set_level(logging.ERROR, logger="orders.in_process")
+    caplog.set_level(logging.ERROR, logger="outbox.in_process")
 
     response = no_broker_app(settings).post("/customers", json={"email": "linus@example.com"})
 

@@ -6,8 +6,8 @@ import importlib.util
 
 import pytest
 
+from config.settings import PROJECT_ROOT
 from orders.payments import CARD_DECLINED
-from orders.settings import PROJECT_ROOT
 from tasks.relay import relay_once
 from tests.support.orders import all_final, order_input
 from tests.support.waiting import wait_until

@@ -12,8 +12,8 @@ import time
 import pytest
 from celery import Celery
 
+from config.settings import Settings
 from orders.seed import seed_products
-from orders.settings import Settings
 from tasks.fast_path import AfterCommitPublisher
 from tests.support.orders import all_final, order_input, outbox_event, place
 from tests.support.waiting import wait_until

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 
-from orders.models import Order, OrderLine, OutboxEvent
-from orders.outbox import RELAY_CHANNEL
+from orders.models import Order, OrderLine
 from orders.payments import SimulatedGateway
 from orders.place_order import place_order
+from outbox.models import OutboxEvent
+from outbox.store import RELAY_CHANNEL
 from tests.support.orders import order_input
 
 LINES = [{"sku": "tee", "quantity": 1}, {"sku": "poster", "quantity": 4}, {"sku": "mug", "quantity": 2}]

@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from orders import deliveries
-from orders.models import Delivery, OutboxEvent, utcnow
-from orders.reconcile import find_overdue, mark_republished
-from tasks.reconciler import reconcile_once
+from outbox import deliveries
+from outbox.clock import utcnow
+from outbox.models import Delivery, OutboxEvent
+from outbox.reconcile import find_overdue, mark_republished
+from tasks.republisher import reconcile_once
 from tests.support.orders import all_final, deliveries_of, place
 from tests.support.waiting import wait_until
 

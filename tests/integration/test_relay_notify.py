@@ -19,9 +19,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from orders.models import OutboxEvent, new_id
-from orders.outbox import RELAY_CHANNEL, notify_relay
-from orders.settings import PROJECT_ROOT
+from config.settings import PROJECT_ROOT
+from outbox.clock import new_id
+from outbox.models import OutboxEvent
+from outbox.store import RELAY_CHANNEL, notify_relay
 from tests.support.databases import fresh_database
 from tests.support.orders import all_final, order_input, outbox_event
 from tests.support.waiting import wait_until

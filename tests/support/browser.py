@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orders.settings import PROJECT_ROOT
+from config.settings import PROJECT_ROOT
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from config.settings import normalize_database_url
 from orders.migrate import upgrade
-from orders.settings import normalize_database_url
 
 
 def postgres_admin_url() -> str | None:

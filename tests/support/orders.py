@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from orders.db import SessionFactory
-from orders.models import Delivery, OutboxEvent, Product, RevenueEntry
+from orders.models import Product, RevenueEntry
 from orders.payments import CARD_OK, SimulatedGateway
 from orders.place_order import AfterCommit, PlacedOrder, place_order
+from outbox.db import SessionFactory
+from outbox.models import Delivery, OutboxEvent
 
 
 def order_input(**overrides: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from kombu import Queue
 
 from tasks import app
-from tasks.delivery import BatchItems, DeliveryTask
+from tasks.delivery_task import BatchItems, DeliveryTask
 
 POISON_QUEUE = "poison"
 POISON_TASK = "orders.poison.explode"

@@ -23,9 +23,9 @@ from typing import Any
 
 import psutil
 
+from config.settings import PROJECT_ROOT
 from devtools.local_redis import server_command
 from devtools.ports import free_port, wait_for_port
-from orders.settings import PROJECT_ROOT
 from tests.support.waiting import wait_until
 
 

@@ -10,8 +10,9 @@ from email import message_from_bytes
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orders.db import SessionFactory
-from orders.models import Delivery, Order, OutboxEvent, RevenueEntry
+from orders.models import Order, RevenueEntry
+from outbox.db import SessionFactory
+from outbox.models import Delivery, OutboxEvent
 
 
 @dataclass(frozen=True)

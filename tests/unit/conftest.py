@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import StaticPool
 
-from orders.db import SessionFactory, make_session_factory
 from orders.errors import PaymentDeclined
-from orders.models import Base
 from orders.payments import Charge
 from orders.seed import seed_products
+from outbox.db import SessionFactory, make_session_factory
+from outbox.models import Base
 
 
 @dataclass

@@ -7,17 +7,18 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from orders import deliveries
-from orders.dead_letter_actions import (
+from orders.errors import DeliveryNotFound, InvalidArgument, NotReplayable, ReplayFailed
+from orders.place_order import place_order
+from outbox import deliveries
+from outbox.clock import utcnow
+from outbox.dead_letter_actions import (
     Redelivery,
     discard_dead_letter,
     replay_dead_letter,
     replay_dead_letters,
 )
-from orders.dead_letters import list_dead_letters, make_filters, parse_moment, show_dead_letter
-from orders.errors import DeliveryNotFound, InvalidArgument, NotReplayable, ReplayFailed
-from orders.models import DeadLetterAction, Delivery, utcnow
-from orders.place_order import place_order
+from outbox.dead_letters import list_dead_letters, make_filters, parse_moment, show_dead_letter
+from outbox.models import DeadLetterAction, Delivery
 from tests.support.orders import order_input
 
 

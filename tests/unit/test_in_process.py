@@ -8,17 +8,11 @@ from typing import Any
 
 import pytest
 
-from orders import in_process
-from orders.after_commit import combine
-from orders.settings import Settings
-from orders.subscriptions import (
-    CUSTOMER_SIGNED_UP,
-    IN_PROCESS,
-    ORDER_CREATED,
-    Subscriber,
-    all_consumers,
-    subscribers_of,
-)
+from config.settings import Settings
+from orders.subscriptions import CUSTOMER_SIGNED_UP, ORDER_CREATED
+from outbox import in_process
+from outbox.after_commit import combine
+from outbox.subscriptions import IN_PROCESS, Subscriber, all_consumers, subscribers_of
 
 
 @dataclass
@@ -36,12 +30,20 @@ def test_durable_is_the_default_and_only_durable_subscribers_get_queues():
 
 
 def test_a_subscriber_must_say_how_it_is_reached():
-    with pytest.raises(ValueError, match="task_name"):
+    with pytest.raises(ValueError, match="needs one handler"):
         Subscriber("x")
-    with pytest.raises(ValueError, match="handler"):
+    with pytest.raises(ValueError, match="needs one handler"):
         Subscriber("x", mode=IN_PROCESS)
+    with pytest.raises(ValueError, match="needs one handler"):
+        Subscriber("x", handler=print, opens=lambda settings: None)  # type: ignore[arg-type,return-value]
     with pytest.raises(ValueError, match="mode"):
-        Subscriber("x", "t", mode="carrier-pigeon")
+        Subscriber("x", handler=print, mode="carrier-pigeon")
+
+
+def test_a_durable_subscriber_gets_a_task_named_after_it_unless_it_names_one():
+    assert Subscriber("loyalty", handler=print).task_name == "outbox.loyalty.deliver"
+    assert Subscriber("email", handler=print, task_name="orders.email.send_confirmation").task_name == (
+        "orders.email.send_confirmation")
 
 
 def test_every_receiver_runs_even_when_one_raises_and_nothing_reaches_the_caller(caplog):
@@ -57,7 +59,7 @@ def test_every_receiver_runs_even_when_one_raises_and_nothing_reaches_the_caller
     signal.connect(broken)
     signal.connect(working)
     try:
-        with caplog.at_level(logging.ERROR, logger="orders.in_process"):
+        with caplog.at_level(logging.ERROR, logger="outbox.in_process"):
             ok = in_process.dispatch(FakeEvent("e1", "test.unit_event", {}), settings=Settings())
     finally:
         signal.disconnect(broken)

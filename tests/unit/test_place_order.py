@@ -5,8 +5,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from orders.errors import InvalidOrder, PaymentDeclined, UnknownProduct
-from orders.models import Order, OutboxEvent
+from orders.models import Order
 from orders.place_order import place_order
+from outbox.models import OutboxEvent
 from tests.support.orders import order_input
 
 

@@ -4,7 +4,9 @@ import random
 
 import pytest
 
-from tasks.policies import DEFAULT_POLICIES, RetryPolicy, policy_for
+from orders.subscriptions import ANALYTICS, EMAIL
+from outbox.policies import RetryPolicy
+from outbox.subscriptions import policy_for
 
 
 def test_backoff_doubles_and_is_capped_without_jitter():
@@ -25,7 +27,7 @@ def test_full_jitter_stays_between_zero_and_the_ceiling():
 def test_overrides_replace_only_the_named_fields():
     policy = policy_for("email", {"email": {"backoff_base": 0.1}})
     assert policy.backoff_base == 0.1
-    assert policy.max_retries == DEFAULT_POLICIES["email"].max_retries
+    assert policy.max_retries == EMAIL.policy.max_retries
 
 
 def test_unknown_override_field_is_an_error():
@@ -34,4 +36,4 @@ def test_unknown_override_field_is_an_error():
 
 
 def test_analytics_is_fire_and_forget():
-    assert DEFAULT_POLICIES["analytics"].max_retries <= 1
+    assert ANALYTICS.policy.max_retries <= 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders.settings import Settings
+from config.settings import Settings
 
 PG = "postgresql://postgres@127.0.0.1:5432/orderflow"
 SQLITE = "sqlite:////tmp/orderflow.sqlite3"

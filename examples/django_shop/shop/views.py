@@ -23,7 +23,7 @@ from orders.place_order import place_order
 from orders.queries import get_order
 from shop.models import Feedback
 from shop.orderflow import services
-from tasks.notifications import send_notice
+from tasks.notice_task import send_notice
 from web.errors import STATUS_BY_ERROR
 
 

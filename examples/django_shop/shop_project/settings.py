@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from orders.settings import default_database_url
+from config.settings import default_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

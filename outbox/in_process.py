@@ -16,7 +16,6 @@ that must not be lost belong to `durable` subscribers.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -24,8 +23,7 @@ from typing import Any, Protocol
 
 from blinker import NamedSignal, Namespace
 
-from orders.settings import Settings
-from orders.subscriptions import IN_PROCESS, SUBSCRIPTIONS
+from outbox.subscriptions import IN_PROCESS, Subscriber, registry
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +43,25 @@ def signal_for(event_type: str) -> NamedSignal:
 
 
 def connect_declared_subscribers() -> None:
-    """Connect every declared `in_process` handler to its event's signal (once)."""
+    """Connect every declared `in_process` handler to its event's signal (once, and every one
+    declared later as it is declared)."""
     global _connected
     with _connect_lock:
         if _connected:
             return
-        for event_type, subscribers in SUBSCRIPTIONS.items():
-            for subscriber in subscribers:
-                if subscriber.mode == IN_PROCESS:
-                    signal_for(event_type).connect(_adapt(_load(subscriber.handler)), weak=False)
         _connected = True
+    registry.on_declare(_connect)
 
 
-def dispatch(event: Event, *, settings: Settings) -> int:
+def _connect(subscriber: Subscriber) -> None:
+    if subscriber.mode != IN_PROCESS or subscriber.handler is None:
+        return
+    for event_type in registry.event_types():
+        if subscriber in registry.subscribers_of(event_type, IN_PROCESS):
+            signal_for(event_type).connect(_adapt(subscriber.handler), weak=False)
+
+
+def dispatch(event: Event, *, settings: Any) -> int:
     """Call every receiver of `event`; returns how many finished without an exception."""
     connect_declared_subscribers()
     signal = signal_for(event.event_type)
@@ -75,16 +79,11 @@ def dispatch(event: Event, *, settings: Settings) -> int:
 class InProcessDispatcher:
     """An after-commit callback (see `place_order`) delivering to the in-process subscribers."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Any) -> None:
         self.settings = settings
 
     def __call__(self, event: Event) -> None:
         dispatch(event, settings=self.settings)
-
-
-def _load(path: str) -> Callable[..., None]:
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 def _adapt(handler: Callable[..., None]) -> Callable[..., None]:

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, CursorResult, func, select, text, update
 from sqlalchemy.orm import Session
 
-from orders.models import OutboxEvent, utcnow
+from outbox.clock import utcnow
+from outbox.models import OutboxEvent
 
-# The channel the relay LISTENs on (tasks/relay_wakeup.py).
+# The channel the relay LISTENs on (outbox/wakeup.py).
 RELAY_CHANNEL = "orderflow_outbox"
 
 

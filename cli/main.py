@@ -1,9 +1,9 @@
-"""`orderflow` / `python -m orders`: operator commands.
+"""`orderflow` / `python -m cli`: operator commands.
 
     orderflow migrate     create or upgrade the schema (Alembic)
     orderflow seed        add the demo products (idempotent)
     orderflow init        both
-    orderflow dead-letters list|show|replay|discard ...   (see orders/cli_dead_letters.py)
+    orderflow dead-letters list|show|replay|discard ...   (see cli/dead_letters.py)
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import argparse
 import sys
 from typing import NoReturn
 
-from orders import cli_dead_letters
+import bootstrap
+from cli import dead_letters
+from config.settings import Settings, mask_url
 from orders.errors import OrderflowError
-from orders.settings import Settings, mask_url
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -30,20 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="create or upgrade the database schema")
     commands.add_parser("seed", help="add the demo products (idempotent)")
     commands.add_parser("init", help="migrate, then seed")
-    cli_dead_letters.add_parser(commands)
+    dead_letters.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
     try:
+        settings = Settings.from_env()
         if args.command in ("migrate", "init"):
             _migrate(settings)
         if args.command in ("seed", "init"):
             _seed(settings)
         if args.command == "dead-letters":
-            cli_dead_letters.run(args, settings)
+            dead_letters.run(args, _services(settings))
     except OrderflowError as exc:  # refused or not found: the message says it all
         print(f"orderflow {args.command}: {exc.message}", file=sys.stderr)
         return 1
@@ -61,11 +62,15 @@ def _migrate(settings: Settings) -> None:
 
 
 def _seed(settings: Settings) -> None:
-    from orders.db import make_engine, make_session_factory
     from orders.seed import seed_products
 
-    added = seed_products(make_session_factory(make_engine(settings.database_url)))
+    added = seed_products(_services(settings).session_factory)
     print(f"seeded {added} new product(s)")
+
+
+def _services(settings: Settings) -> bootstrap.Services:
+    # An operator's command publishes only what it says (a replay): no fast path, no in-process events.
+    return bootstrap.build(settings, publisher=None, in_process_events=False)
 
 
 if __name__ == "__main__":

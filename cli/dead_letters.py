@@ -12,16 +12,15 @@ Who did it is `--by` (default: $USER); replay and discard are kept in the audit 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 from typing import Any
 
-from orders import dead_letter_actions as actions
-from orders import dead_letters
-from orders.db import SessionFactory, make_engine, make_session_factory
+from bootstrap import Services
+from config.settings import mask_url, operator_name
 from orders.errors import InvalidArgument
-from orders.settings import Settings, mask_url
+from outbox import dead_letter_actions as actions
+from outbox import dead_letters
+from outbox.db import SessionFactory
 
 ERROR_WIDTH = 70
 
@@ -50,10 +49,11 @@ def add_parser(commands: Any) -> None:
     _add_audit(discard, reason_required=True)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> None:
-    session_factory = make_session_factory(make_engine(settings.database_url))
-    {"list": _list, "show": _show, "replay": _replay, "discard": _discard}[args.action](
-        args, session_factory)
+def run(args: argparse.Namespace, services: Services) -> None:
+    if args.action == "replay":
+        _replay(args, services)
+        return
+    {"list": _list, "show": _show, "discard": _discard}[args.action](args, services.session_factory)
 
 
 def _list(args: argparse.Namespace, session_factory: SessionFactory) -> None:
@@ -94,15 +94,15 @@ def _show(args: argparse.Namespace, session_factory: SessionFactory) -> None:
                  for a in letter["actions"]]) if letter["actions"] else "  (no action yet)")
 
 
-def _replay(args: argparse.Namespace, session_factory: SessionFactory) -> None:
-    from tasks.publisher import replay_publisher  # the CLI wires Celery in; orders/ stays free of it
+def _replay(args: argparse.Namespace, services: Services) -> None:
+    session_factory = services.session_factory
 
     bulk = args.consumer is not None
     if bool(args.id) == bulk:
         raise InvalidArgument("replay takes either one delivery id or --consumer (bulk), not both")
     if not bulk and (args.since or args.until or args.error):
         raise InvalidArgument("--since/--until/--error select a bulk replay: add --consumer")
-    publish = replay_publisher()
+    publish = services.replay_publish
     if not bulk:
         done = actions.replay_dead_letter(session_factory, ref=args.id, actor=args.by,
                                           reason=args.reason, publish=publish)
@@ -127,7 +127,7 @@ def _discard(args: argparse.Namespace, session_factory: SessionFactory) -> None:
 
 
 def _broker() -> str:
-    from tasks import app
+    from tasks import app  # the app whose broker the replay went to
 
     return mask_url(str(app.conf.broker_url))
 
@@ -153,13 +153,6 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_audit(parser: argparse.ArgumentParser, *, reason_required: bool) -> None:
-    parser.add_argument("--by", default=_default_actor(), help="who does this (default: $USER)")
+    parser.add_argument("--by", default=operator_name(), help="who does this (default: $USER)")
     parser.add_argument("--reason", required=reason_required, default="" if reason_required else
                         "manual replay", help="why (kept in the audit trail)")
-
-
-def _default_actor() -> str:
-    try:
-        return os.environ.get("USER") or getpass.getuser()
-    except Exception:  # no user database entry (some containers)
-        return ""

@@ -1,8 +1,8 @@
-"""Retry policies per consumer: exponential backoff with full jitter, capped.
+"""Retry policies: exponential backoff with full jitter, capped.
 
-Defaults live here; `orderflow_retry_policies` in the Celery configuration
-(env ORDERFLOW_RETRY_POLICIES) overrides any field per consumer, which is how
-tests shorten the backoff without patching Celery.
+Each consumer declares its policy with its subscription (orders/subscriptions.py);
+ORDERFLOW_RETRY_POLICIES (Settings.retry_policies) overrides any field per
+consumer, which is also how tests shorten the waits without patching Celery.
 """
 
 from __future__ import annotations
@@ -34,24 +34,17 @@ class RetryPolicy:
         return (rng or random).uniform(0, ceiling)
 
 
-DEFAULT_POLICIES: dict[str, RetryPolicy] = {
-    # SMTP servers throttle and greylist: be patient.
-    "email": RetryPolicy(max_retries=8, backoff_base=2.0, backoff_max=300.0),
-    # A database hiccup: a few quick tries.
-    "inventory": RetryPolicy(max_retries=5, backoff_base=1.0, backoff_max=60.0),
-    # Fire-and-forget: one retry, then a dead letter nobody is paged for.
-    "analytics": RetryPolicy(max_retries=1, backoff_base=1.0, backoff_max=10.0),
-}
+# For a consumer that declares none.
 FALLBACK_POLICY = RetryPolicy(max_retries=3, backoff_base=1.0, backoff_max=60.0)
 
 
-def policy_for(consumer: str, overrides: Mapping[str, Mapping[str, Any]] | None) -> RetryPolicy:
-    policy = DEFAULT_POLICIES.get(consumer, FALLBACK_POLICY)
-    override = (overrides or {}).get(consumer)
+def with_overrides(policy: RetryPolicy, override: Mapping[str, Any] | None, *, name: str) -> RetryPolicy:
+    """`policy` (of consumer `name`) with the fields `override` names replaced; an unknown
+    field is a ValueError."""
     if not override:
         return policy
     known = {f.name for f in fields(RetryPolicy)}
     unknown = set(override) - known
     if unknown:
-        raise ValueError(f"unknown retry policy field(s) for {consumer}: {sorted(unknown)}")
+        raise ValueError(f"unknown retry policy field(s) for {name}: {sorted(unknown)}")
     return replace(policy, **override)

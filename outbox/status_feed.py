@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from orders.models import utcnow
+from outbox.clock import utcnow
 
 log = logging.getLogger(__name__)
 

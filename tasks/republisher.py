@@ -1,9 +1,9 @@
-"""The reconciler: republishes deliveries that should have happened by now.
+"""The republisher: sends again the deliveries that should have happened by now.
 
 It runs inside the relay process (`python -m tasks.relay`), next to the relay
 loop. The relay covers events that were never published; the reconciler covers
 messages that were published and then lost (Redis restarted without
-persistence, a worker host died holding the message). See `orders/reconcile.py`
+persistence, a worker host died holding the message). See `outbox/reconcile.py`
 for what counts as overdue. Republishing is harmless: the task id is the same
 and the delivery record makes a second copy a no-op.
 
@@ -20,9 +20,8 @@ import threading
 
 from celery import Celery
 
-from orders.reconcile import find_overdue, mark_republished
-from orders.subscriptions import all_consumers
-from tasks.policies import policy_for
+from outbox.reconcile import find_overdue, mark_republished
+from outbox.subscriptions import all_consumers, policy_for
 from tasks.publisher import publish_deliveries
 from tasks.runtime import Runtime
 
@@ -61,8 +60,8 @@ def deadline_problems(app: Celery, runtime: Runtime) -> list[str]:
     """The deadline must outlast the longest legitimate wait of any delivery."""
     deadline = runtime.settings.reconcile_after_seconds
     time_limit = app.conf.get("task_time_limit") or 0
-    lease = app.conf.get("orderflow_lease_seconds", 90)
-    overrides = app.conf.get("orderflow_retry_policies")
+    lease = runtime.settings.lease_seconds
+    overrides = runtime.settings.retry_policies
     longest = max([lease] + [policy_for(c, overrides).backoff_max + time_limit for c in all_consumers()])
     if deadline <= longest:
         return [f"RECONCILE_AFTER_SECONDS {deadline:g} must exceed the longest legitimate wait of a "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orders.models import Order, Product, utcnow
+from orders.models import Order, Product
+from outbox.clock import utcnow
 
 
 def order_created_payload(event_id: str, order: Order, products: dict[str, Product]) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Reading dead letters: list them with filters, show one in full.
 
-A dead letter is a delivery in state `dead` (see orders/deliveries.py). An
+A dead letter is a delivery in state `dead` (see outbox/states.py). An
 operator names one by its delivery id (`12`) or by its Celery task id
 (`<event_id>:<consumer>`, what Flower shows). Replaying and discarding live in
-orders/dead_letter_actions.py.
+outbox/dead_letter_actions.py.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from orders.db import SessionFactory
-from orders.deliveries import DEAD, DISCARDED
-from orders.errors import DeliveryNotFound, InvalidArgument
-from orders.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent, utcnow
-from orders.queries import iso
-from orders.subscriptions import all_consumers, task_id_for
+from outbox.clock import iso, utcnow
+from outbox.db import SessionFactory
+from outbox.errors import DeliveryNotFound, InvalidArgument
+from outbox.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent
+from outbox.states import DEAD, DISCARDED
+from outbox.subscriptions import all_consumers, task_id_for
 
 LISTABLE_STATES = (DEAD, DISCARDED)
 _RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")

@@ -17,34 +17,18 @@ from typing import Any
 
 from sqlalchemy import CursorResult, update
 
-from orders.db import SessionFactory
-from orders.dead_letters import Filters, dead_letter_ids, resolve
-from orders.deliveries import DEAD, DISCARDED, PENDING, SUCCEEDED
-from orders.errors import InvalidArgument, NotReplayable, ReplayFailed
-from orders.models import DeadLetterAction, Delivery, OutboxEvent, utcnow
-from orders.subscriptions import subscribers_of, task_id_for
+from outbox.clock import utcnow
+from outbox.db import SessionFactory
+from outbox.dead_letters import Filters, dead_letter_ids, resolve
+from outbox.errors import InvalidArgument, NotReplayable, ReplayFailed
+from outbox.models import DeadLetterAction, Delivery, OutboxEvent
+from outbox.redelivery import Publish, Redelivery
+from outbox.states import DEAD, DISCARDED, PENDING, SUCCEEDED
+from outbox.subscriptions import subscribers_of, task_id_for
 
 log = logging.getLogger(__name__)
 
 REPLAY, DISCARD, REPLAY_FAILED = "replay", "discard", "replay_failed"
-
-
-@dataclass(frozen=True)
-class Redelivery:
-    """Everything needed to publish one consumer's message again."""
-
-    event_id: str
-    consumer: str
-    task_name: str
-    queue: str
-    payload: Any
-
-    @property
-    def task_id(self) -> str:
-        return task_id_for(self.event_id, self.consumer)
-
-
-Publish = Callable[[Redelivery], None]
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ worker answers the same and nothing resets when a process restarts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from orders.db import SessionFactory
-from orders.deliveries import RETRYING
-from orders.models import Delivery, DeliveryError, OutboxEvent, utcnow
+from outbox.clock import utcnow
+from outbox.db import SessionFactory
+from outbox.models import Delivery, DeliveryError, OutboxEvent
+from outbox.states import RETRYING
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,6 @@ def snapshot(session_factory: SessionFactory) -> Snapshot:
             select(func.count(), func.min(OutboxEvent.created_at)).where(OutboxEvent.published_at.is_(None))
         ).one()
     lag = 0.0
-    if oldest is not None:
-        if isinstance(oldest, str):  # SQLite returns min() of a datetime column as text
-            oldest = datetime.fromisoformat(oldest)
-        if oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)
+    if oldest is not None:  # aware UTC on every database (outbox.db.UtcDateTime)
         lag = max(0.0, (utcnow() - oldest).total_seconds())
     return Snapshot(deliveries, retries, unpublished or 0, lag)

@@ -1,22 +1,45 @@
-"""Application settings, read once from the environment with local defaults.
+"""Every setting of orderflow, read from the environment with local defaults.
 
-Built by `Settings.from_env()` in the factories (Flask app, Celery app, CLI),
-never at import time, so tests and embedding projects can pass their own.
+This is the only module that reads the environment. `Settings.from_env()` is
+called by the entry points (bootstrap.py, celeryconfig.py, `python -m
+tasks.relay`, the CLI), never by a module at import time, so tests and
+embedding projects can build their own `Settings(...)` instead. A value that
+cannot be read raises ValueError with one line naming the variable: the
+entry points turn it into "refusing to start".
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("ORDERFLOW_VAR_DIR", PROJECT_ROOT / "var"))
 
 
-def default_database_url() -> str:
-    return f"sqlite:///{VAR_DIR / 'orderflow.sqlite3'}"
+def var_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where local state lives (SQLite file, mail, passwords): ORDERFLOW_VAR_DIR or ./var."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("ORDERFLOW_VAR_DIR") or PROJECT_ROOT / "var")
+
+
+def operator_name(environ: Mapping[str, str] | None = None) -> str:
+    """Who runs a CLI command, for the audit trail: $USER, else the login name, else ""."""
+    env = os.environ if environ is None else environ
+    try:
+        import getpass
+
+        return env.get("USER") or getpass.getuser()
+    except Exception:  # no user database entry (some containers)
+        return ""
+
+
+def default_database_url(environ: Mapping[str, str] | None = None) -> str:
+    return f"sqlite:///{var_dir(environ) / 'orderflow.sqlite3'}"
 
 
 @dataclass(frozen=True)
@@ -25,8 +48,6 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     smtp_url: str = "smtp://127.0.0.1:8025"
     mail_from: str = "orders@orderflow.example"
-    # How long the request's after-commit publish may take before the relay takes over.
-    publish_timeout_seconds: float = 0.5
     # Who publishes right after commit (PUBLISH_MODE): "fast_path" (a thread in the web
     # process), "relay" (the relay, woken by NOTIFY on PostgreSQL), or "auto": the relay
     # on PostgreSQL, the fast path on SQLite (which has no NOTIFY).
@@ -55,19 +76,29 @@ class Settings:
     # A comment line on an idle Server-Sent Events stream, so proxies keep it open
     # and a closed client is noticed.
     sse_keepalive_seconds: float = 15.0
+    # --- delivery: what the Celery configuration and the safety checks are built from ---
+    # A message taken but not acked is handed out again after this long (Redis). Every
+    # backoff cap plus the task time limit must stay below it (tasks/safety.py checks).
+    broker_visibility_timeout: int = 3600
+    task_soft_time_limit: int = 50
+    task_time_limit: int = 60
+    # How long the pool waits after a child process died before it reports WorkerLostError.
+    worker_lost_wait: float = 10.0
+    # How long a running delivery is leased to one worker before another copy may run it.
+    lease_seconds: float = 90.0
+    # Per-consumer overrides of the retry policies declared in orders/subscriptions.py,
+    # e.g. {"email": {"max_retries": 3, "backoff_base": 1, "backoff_max": 3}}.
+    retry_policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        defaults = cls()
+        defaults = cls(database_url="")
         return cls(
-            database_url=normalize_database_url(env.get("DATABASE_URL") or defaults.database_url),
+            database_url=normalize_database_url(env.get("DATABASE_URL") or default_database_url(env)),
             redis_url=env.get("REDIS_URL") or defaults.redis_url,
             smtp_url=env.get("SMTP_URL") or defaults.smtp_url,
             mail_from=env.get("MAIL_FROM") or defaults.mail_from,
-            publish_timeout_seconds=float(
-                env.get("PUBLISH_TIMEOUT_SECONDS", defaults.publish_timeout_seconds)
-            ),
             publish_mode=parse_publish_mode(env.get("PUBLISH_MODE") or defaults.publish_mode),
             relay_grace_seconds=float(env.get("RELAY_GRACE_SECONDS", defaults.relay_grace_seconds)),
             relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", defaults.relay_poll_seconds)),
@@ -87,6 +118,13 @@ class Settings:
             admin_password=env.get("ORDERFLOW_ADMIN_PASSWORD") or None,
             flower_url=(env.get("FLOWER_URL") or defaults.flower_url).rstrip("/"),
             sse_keepalive_seconds=float(env.get("SSE_KEEPALIVE_SECONDS", defaults.sse_keepalive_seconds)),
+            broker_visibility_timeout=int(
+                env.get("BROKER_VISIBILITY_TIMEOUT", defaults.broker_visibility_timeout)),
+            task_soft_time_limit=int(env.get("TASK_SOFT_TIME_LIMIT", defaults.task_soft_time_limit)),
+            task_time_limit=int(env.get("TASK_TIME_LIMIT", defaults.task_time_limit)),
+            worker_lost_wait=float(env.get("WORKER_LOST_WAIT", defaults.worker_lost_wait)),
+            lease_seconds=float(env.get("ORDERFLOW_LEASE_SECONDS", defaults.lease_seconds)),
+            retry_policies=parse_retry_policies(env.get("ORDERFLOW_RETRY_POLICIES") or "{}"),
         )
 
     @property
@@ -119,6 +157,18 @@ def parse_batch_max(value: str) -> int:
         parsed = 0
     if parsed < 1:
         raise ValueError(f"DELIVERY_BATCH_MAX must be a whole number >= 1, not {value!r}")
+    return parsed
+
+
+def parse_retry_policies(value: str) -> dict[str, dict[str, Any]]:
+    """ORDERFLOW_RETRY_POLICIES: a JSON object of consumer -> {field: value}."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
+        raise ValueError("ORDERFLOW_RETRY_POLICIES must be a JSON object of consumer -> "
+                         f"{{field: value}}, not {value!r}")
     return parsed
 
 

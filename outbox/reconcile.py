@@ -27,10 +27,11 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import aliased
 
-from orders.db import SessionFactory
-from orders.deliveries import FINAL_STATES, PENDING, RUNNING, _insert_for
-from orders.models import Delivery, OutboxEvent, utcnow
-from orders.subscriptions import SUBSCRIPTIONS, Subscriber, subscribers_of
+from outbox.clock import utcnow
+from outbox.db import SessionFactory, insert_for
+from outbox.models import Delivery, OutboxEvent
+from outbox.states import FINAL_STATES, PENDING, RUNNING
+from outbox.subscriptions import Subscriber, registry
 
 MISSING = "missing"
 
@@ -52,9 +53,9 @@ def find_overdue(
     since = now - timedelta(seconds=horizon_seconds)
     found: list[Overdue] = []
     with session_factory() as session:
-        for event_type in SUBSCRIPTIONS:
+        for event_type in registry.event_types():
             # Durable subscribers only: in-process ones keep no record and have no queue.
-            for subscriber in subscribers_of(event_type):
+            for subscriber in registry.subscribers_of(event_type):
                 if len(found) >= limit:
                     return found
                 delivery = aliased(Delivery)
@@ -96,7 +97,7 @@ def mark_republished(session_factory: SessionFactory, overdue: Sequence[Overdue]
             consumer = item.subscriber.consumer
             if item.state == MISSING:
                 session.execute(
-                    _insert_for(session)
+                    insert_for(session, Delivery)
                     .values(event_id=item.event_id, consumer=consumer, state=PENDING, attempts=0,
                             queue=item.subscriber.queue, created_at=now, updated_at=now)
                     .on_conflict_do_nothing(index_elements=["event_id", "consumer"])

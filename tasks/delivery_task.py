@@ -1,26 +1,28 @@
-"""The base class of every consumer task: delivery record, retry policy, dead letter.
+"""The base class of every consumer task: carries out outbox's decisions with Celery.
 
-A consumer task is thin: it names its consumer and calls `self.deliver(...)`
-with the handler. Everything about *when* to run, retry or give up lives here:
+A consumer task is generated from its declaration (tasks/consumer_tasks.py)
+and calls `self.handle(...)` with its handler. The rules of *when* to run,
+retry or give up are plain functions in outbox/decisions.py; this class
+applies them with the delivery record (outbox/deliveries.py) and Celery:
 
 - `begin` counts the attempt and takes a lease; a final delivery is acked and
   forgotten (redelivery is harmless), a leased one is looked at again later.
-- TransientError (and a database that does not answer) -> retry with the
-  consumer's backoff, until its attempts run out -> dead letter.
-- Anything else -> dead letter at once, with the traceback.
+- TransientError (and a database that does not answer, and the soft time
+  limit) -> `self.retry` with the consumer's backoff until its attempts run
+  out -> dead letter. Anything else -> dead letter at once, with the traceback.
 - More attempts than the policy allows (a worker killed mid-task each time) ->
   dead letter before running again.
 
 Celery re-raises the original exception when retries run out, so "gave up" is
-decided here from the delivery record, never from Celery's counters.
+decided from the delivery record, never from Celery's counters.
 
 Under load the relay packs several deliveries of one consumer into one message
 (`batch=[[event_id, payload], ...]`, see tasks/publisher.py): Celery's own cost
 per message (receive, late ack, task events) is then paid once per batch, not
 once per delivery. The rules stay per delivery (`deliver_batch`):
 
-- one upsert begins them all; each effect runs in its own savepoint and all
-  successes are recorded in one UPDATE, in one transaction;
+- one upsert begins them all; the effects run in one transaction (a failing
+  one rolled back alone) and all successes are recorded in one UPDATE in it;
 - a permanent failure dead-letters that delivery alone, the others go on;
 - the first transient failure stops the batch: that delivery is retried as a
   one-delivery message of the same task (`self.retry`, so Flower shows the
@@ -44,25 +46,18 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from orders import deliveries
-from orders.deliveries import BatchOutcome, Start
-from orders.errors import TransientError
-from orders.subscriptions import batch_task_id, task_id_for
-from tasks import live, runtime
-from tasks.policies import RetryPolicy, policy_for
+from outbox import decisions, deliveries, status_feed
+from outbox.deliveries import BatchOutcome, Start
+from outbox.errors import TransientError
+from outbox.policies import RetryPolicy
+from outbox.states import DEAD, RETRYING, RUNNING, SUCCEEDED
+from outbox.subscriptions import Handler, batch_task_id, policy_for, task_id_for
+from tasks import runtime
 
 log = get_task_logger(__name__)
 
 Effect = Callable[[Session], Any]
-# handler(session, event_id, payload): what a consumer does for one delivery
-Handler = Callable[[Session, str, Any], Any]
 BatchItems = Sequence[Sequence[Any]]  # [[event_id, payload], ...] as the message carries it
-
-# A batch stops taking new deliveries after this share of the soft time limit (at most
-# MAX_BATCH_SECONDS); the rest go on in a new message. Keeps a slow dependency from
-# running a batch into its time limit.
-BATCH_BUDGET_SHARE = 0.25
-MAX_BATCH_SECONDS = 10.0
 
 # Before the delivery record can even be read, the database is the only thing to wait for.
 DATABASE_DOWN_BACKOFF = RetryPolicy(max_retries=1000, backoff_base=1.0, backoff_max=60.0)
@@ -81,7 +76,7 @@ class DeliveryTask(Task):
     reject_on_worker_lost = True
 
     def policy(self) -> RetryPolicy:
-        return policy_for(self.consumer, self.app.conf.get("orderflow_retry_policies"))
+        return policy_for(self.consumer, runtime.current().settings.retry_policies)
 
     def handle(self, event_id: str | None, payload: Any, batch: BatchItems | None, handler: Handler, *,
                effects_in_database: bool = True) -> Any:
@@ -107,8 +102,7 @@ class DeliveryTask(Task):
         try:
             begun = deliveries.begin(
                 rt.session_factory, event_id=event_id, consumer=self.consumer,
-                queue=self._queue(), lease_seconds=self.app.conf.get("orderflow_lease_seconds", 90),
-                task_id=self.request.id,
+                queue=self._queue(), lease_seconds=rt.settings.lease_seconds, task_id=self.request.id,
             )
         except DBAPIError as exc:
             raise self._retry_database_down(event_id, exc) from exc
@@ -120,11 +114,10 @@ class DeliveryTask(Task):
                      event_id, self.consumer, begun.retry_in)
             raise self.retry(countdown=begun.retry_in, max_retries=None)
         attempt = begun.attempts
-        if attempt > policy.max_attempts:
-            return self._give_up(event_id, attempt, GaveUp(
-                f"delivered {attempt} times without finishing (worker lost each time?); "
-                f"limit is {policy.max_attempts}"), tb=None)
-        self._announce(event_id, deliveries.RUNNING, attempt)
+        too_many = decisions.over_attempt_cap(attempt=attempt, policy=policy)
+        if too_many:
+            return self._give_up(event_id, attempt, GaveUp(too_many), tb=None)
+        self._announce(event_id, RUNNING, attempt)
         return self._run(event_id, attempt, policy, effect)
 
     def deliver_batch(self, batch: BatchItems, handler: Handler, *,
@@ -136,8 +129,7 @@ class DeliveryTask(Task):
         try:
             begun = deliveries.begin_many(
                 rt.session_factory, event_ids=list(payloads), consumer=self.consumer,
-                queue=self._queue(), lease_seconds=self.app.conf.get("orderflow_lease_seconds", 90),
-                task_id=self.request.id,
+                queue=self._queue(), lease_seconds=rt.settings.lease_seconds, task_id=self.request.id,
             )
         except DBAPIError as exc:
             raise self._retry_database_down(f"batch of {len(items)}", exc) from exc
@@ -150,7 +142,7 @@ class DeliveryTask(Task):
                 counts["passed_on"] += 1
         run = [(event_id, payloads[event_id]) for event_id in payloads
                if begun[event_id].start is Start.RUN]
-        if any(begun[event_id].attempts > 1 for event_id, _ in run):
+        if decisions.must_split(begun[event_id].attempts for event_id, _ in run):
             # Only a redelivery of this very message counts a second attempt: a worker died
             # running it. Split it, so that each delivery has its own attempt cap.
             log.warning("consumer=%s batch of %d redelivered; splitting it into single deliveries",
@@ -160,12 +152,12 @@ class DeliveryTask(Task):
             return counts
         if not run:
             return counts
-        self._announce_all([event_id for event_id, _ in run], deliveries.RUNNING)
+        self._announce_all([event_id for event_id, _ in run], RUNNING)
         outcome = self._run_batch(run, handler, effects_in_database)
         if outcome.conflict:
             counts["passed_on"] += len(run)
             return counts
-        self._announce_all(outcome.succeeded, deliveries.SUCCEEDED)
+        self._announce_all(outcome.succeeded, SUCCEEDED)
         counts["succeeded"] += len(outcome.succeeded)
         if outcome.untried:
             self._pass_on([(event_id, payloads[event_id]) for event_id in outcome.untried])
@@ -176,8 +168,7 @@ class DeliveryTask(Task):
     def _run_batch(self, run: list[tuple[str, Any]], handler: Handler,
                    effects_in_database: bool) -> BatchOutcome:
         started = time.monotonic()
-        soft_limit = float(self.app.conf.get("task_soft_time_limit") or MAX_BATCH_SECONDS * 4)
-        budget = min(MAX_BATCH_SECONDS, soft_limit * BATCH_BUDGET_SHARE)
+        budget = decisions.batch_budget_seconds(self.app.conf.get("task_soft_time_limit"))
         try:
             outcome = deliveries.deliver_many(
                 runtime.current().session_factory, consumer=self.consumer, items=run, handler=handler,
@@ -199,24 +190,23 @@ class DeliveryTask(Task):
         """Dead-letter the permanent failures; retry the transient one (at most one: the batch
         stopped there) as a single-delivery message of this task, which Flower shows as RETRY."""
         policy = self.policy()
-        to_retry: tuple[str, BaseException] | None = None
+        failures = {event_id: (exc, tb) for event_id, exc, tb in outcome.failed}
+        settled = decisions.settle_batch(
+            [(event_id, _is_transient(exc)) for event_id, exc, _tb in outcome.failed], policy)
         first_dead: BaseException | None = None
-        for event_id, exc, tb in outcome.failed:
-            attempt = 1  # a batch only ever runs first attempts (a second one is split off)
-            if _is_transient(exc) and attempt < policy.max_attempts:
-                to_retry = (event_id, exc)
-                continue
-            self._bury(event_id, attempt, exc, tb)
+        for event_id in settled.bury:
+            exc, tb = failures[event_id]
+            self._bury(event_id, 1, exc, tb)  # a batch only ever runs first attempts
             counts["dead"] += 1
             first_dead = first_dead or exc
-        if to_retry is not None:
-            event_id, exc = to_retry
+        if settled.retry is not None:
+            event_id, exc = settled.retry, failures[settled.retry][0]
             counts["retrying"] += 1
             delay = policy.delay(1)
             log.warning("event=%s consumer=%s attempt=1 transient error in a batch, retry in %.2fs: %s",
                         event_id, self.consumer, delay, _describe(exc))
             self._record(deliveries.mark_retrying, event_id, error=_describe(exc))
-            self._announce(event_id, deliveries.RETRYING, 1, _describe(exc))
+            self._announce(event_id, RETRYING, 1, _describe(exc))
             raise self.retry(args=[event_id, payloads[event_id]], kwargs={}, exc=exc, countdown=delay,
                              max_retries=None) from exc
         if first_dead is not None:
@@ -254,12 +244,12 @@ class DeliveryTask(Task):
         log.error("event=%s consumer=%s attempt=%d dead letter: %s",
                   event_id, self.consumer, attempt, _describe(exc))
         self._record(deliveries.mark_dead, event_id, error=_describe(exc), traceback=tb or "")
-        self._announce(event_id, deliveries.DEAD, attempt, _describe(exc))
+        self._announce(event_id, DEAD, attempt, _describe(exc))
 
     def _announce_all(self, event_ids: list[str], state: str) -> None:
         if event_ids:
-            live.announce_many(runtime.current().settings.redis_url, [
-                live.status_message(event_id=event_id, consumer=self.consumer, state=state, attempts=1,
+            status_feed.announce_many(runtime.current().settings.redis_url, [
+                status_feed.status_message(event_id=event_id, consumer=self.consumer, state=state, attempts=1,
                                     last_error=None)
                 for event_id in event_ids
             ])
@@ -272,23 +262,22 @@ class DeliveryTask(Task):
             )
         except Retry:
             raise
-        except (TransientError, DBAPIError, SoftTimeLimitExceeded) as exc:
-            if attempt >= policy.max_attempts:
+        except Exception as exc:  # PermanentError, or a bug, is given up at once
+            decision = decisions.after_failure(transient=_is_transient(exc), attempt=attempt, policy=policy)
+            if isinstance(decision, decisions.GiveUp):
                 return self._give_up(event_id, attempt, exc, tb=traceback.format_exc())
-            delay = policy.delay(attempt)
+            delay = decision.delay
             log.warning("event=%s consumer=%s attempt=%d transient error, retry in %.2fs: %s",
                         event_id, self.consumer, attempt, delay, exc)
             self._record(deliveries.mark_retrying, event_id, error=_describe(exc))
-            self._announce(event_id, deliveries.RETRYING, attempt, _describe(exc))
+            self._announce(event_id, RETRYING, attempt, _describe(exc))
             raise self.retry(exc=exc, countdown=delay, max_retries=None) from exc
-        except Exception as exc:  # PermanentError, or a bug: retrying cannot help
-            return self._give_up(event_id, attempt, exc, tb=traceback.format_exc())
         if not first:
             log.info("event=%s consumer=%s attempt=%d finished elsewhere first; rolled back",
                      event_id, self.consumer, attempt)
             return "duplicate"
         log.info("event=%s consumer=%s attempt=%d succeeded", event_id, self.consumer, attempt)
-        self._announce(event_id, deliveries.SUCCEEDED, attempt)
+        self._announce(event_id, SUCCEEDED, attempt)
         return "succeeded"
 
     def _give_up(self, event_id: str, attempt: int, exc: BaseException, tb: str | None) -> str:
@@ -305,8 +294,8 @@ class DeliveryTask(Task):
 
     def _announce(self, event_id: str, state: str, attempt: int, error: str | None = None) -> None:
         """Tell live listeners (SSE) about the state just recorded; never raises."""
-        live.announce(runtime.current().settings.redis_url, event_id=event_id, consumer=self.consumer,
-                      state=state, attempts=attempt, last_error=error)
+        status_feed.announce(runtime.current().settings.redis_url, event_id=event_id,
+                             consumer=self.consumer, state=state, attempts=attempt, last_error=error)
 
     def _retry_database_down(self, event_id: str, exc: Exception) -> Retry:
         delay = DATABASE_DOWN_BACKOFF.delay(self.request.retries + 1)

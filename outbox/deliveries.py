@@ -5,9 +5,9 @@ also takes a short lease), then exactly one of `succeed_within` (inside the
 handler's own transaction, so effect and record commit together),
 `mark_retrying`, or `mark_dead`.
 
-A message that carries several deliveries (a batch, see tasks/delivery.py) does
+A message that carries several deliveries (a batch, see tasks/delivery_task.py) does
 the same for all of them at once: `begin_many` is one upsert for the whole
-batch, `deliver_many` runs each effect in its own savepoint of one transaction
+batch, `deliver_many` runs every effect in one transaction (a failing one rolled back alone)
 and marks every success with one UPDATE, and `release` hands back the leases
 of deliveries it did not get to, without counting an attempt.
 """
@@ -22,16 +22,13 @@ from enum import Enum
 from typing import cast
 
 from sqlalchemy import CursorResult, Table, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from orders.db import SessionFactory
-from orders.models import Delivery, DeliveryError, utcnow
-
-PENDING, RUNNING, RETRYING, SUCCEEDED, DEAD = "pending", "running", "retrying", "succeeded", "dead"
-# An operator set a dead letter aside for good (orders/dead_letter_actions.py): final too.
-DISCARDED = "discarded"
-FINAL_STATES = (SUCCEEDED, DEAD, DISCARDED)
+from outbox.clock import utcnow
+from outbox.db import SessionFactory, insert_for
+from outbox.models import Delivery, DeliveryError
+from outbox.states import DEAD, FINAL_STATES, PENDING, RETRYING, RUNNING, SUCCEEDED
+from outbox.subscriptions import Handler
 
 MAX_ERROR_CHARS = 2000
 MAX_TRACEBACK_CHARS = 20000
@@ -92,7 +89,7 @@ def begin_many(
         # Every value comes from the rows (`excluded` is the row that was refused by the
         # conflict), so the statement is compiled once and cached, and SQLAlchemy sends all
         # rows as one multi-row INSERT ("insertmanyvalues"), RETURNING what it began.
-        insert = _insert_for(session)
+        insert = insert_for(session, table)
         upsert = insert.on_conflict_do_update(
             index_elements=[table.c.event_id, table.c.consumer],
             set_={
@@ -187,7 +184,6 @@ def deliver(
     return True
 
 
-Handler = Callable[[Session, str, object], object]
 
 
 @dataclass
@@ -351,19 +347,7 @@ def _set_state(
                                       outcome=state, error=error[:MAX_ERROR_CHARS]))
 
 
-def _insert_for(session: Session) -> postgresql.Insert | sqlite.Insert:
-    """INSERT ... ON CONFLICT exists on both databases, spelled by each dialect."""
-    # On the table, not the ORM entity: the ORM-enabled bulk insert path cost more CPU
-    # than the statement (7 ms per 10-row batch in a profile).
-    table = cast(Table, Delivery.__table__)
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def _seconds_until(moment: datetime | None, now: datetime) -> float:
     if moment is None:
         return 0.0
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes (stored as UTC)
-        moment = moment.replace(tzinfo=now.tzinfo)
     return (moment - now).total_seconds()

@@ -1,7 +1,7 @@
 """How the relay waits between two drains: for a NOTIFY on PostgreSQL, a plain sleep elsewhere.
 
 Every transaction that writes to the outbox also runs `NOTIFY orderflow_outbox`
-(orders/outbox.py), delivered on commit. The relay LISTENs on its own autocommit
+(outbox/store.py), delivered on commit. The relay LISTENs on its own autocommit
 psycopg connection and wakes as soon as one arrives, instead of sleeping its
 poll interval. The poll stays the safety net: if the LISTEN connection breaks,
 the relay sleeps-and-polls as before and reconnects a little later, so an event
@@ -19,8 +19,8 @@ from typing import Protocol
 import psycopg
 from sqlalchemy.engine import make_url
 
-from orders.outbox import RELAY_CHANNEL
-from orders.settings import is_postgresql
+from config.settings import is_postgresql
+from outbox.store import RELAY_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The `orderflow` command line: operator commands over bootstrap's services."""

@@ -1,0 +1,1 @@
+"""Configuration: `config.settings.Settings` is the one place that reads the environment."""

@@ -1,1 +1,0 @@
-"""One module per consumer: thin tasks that declare their consumer and call a handler."""
