@@ -128,6 +128,15 @@ class Registry:
             found = {s.consumer: s for subs in self._by_event.values() for s in subs if s.mode == DURABLE}
         return [found[name] for name in sorted(found)]
 
+    def durable_named(self, consumer: str) -> Subscriber | None:
+        """The durable subscriber `consumer`; cheap (no copy, no sort), since every delivery asks."""
+        with self._lock:
+            for subs in self._by_event.values():
+                for subscriber in subs:
+                    if subscriber.consumer == consumer and subscriber.mode == DURABLE:
+                        return subscriber
+        return None
+
 
 registry = Registry()
 
@@ -152,7 +161,7 @@ def all_consumers() -> list[str]:
 
 
 def subscriber_for(consumer: str) -> Subscriber | None:
-    return next((s for s in registry.durable() if s.consumer == consumer), None)
+    return registry.durable_named(consumer)
 
 
 def policy_for(consumer: str, overrides: Any = None) -> RetryPolicy:
