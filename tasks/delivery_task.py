@@ -46,11 +46,11 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from outbox import decisions, deliveries, status_feed
+from outbox import decisions, deliveries, status_feed, versions
 from outbox.deliveries import BatchOutcome, Start
-from outbox.errors import TransientError
+from outbox.errors import PermanentError, TransientError
 from outbox.policies import RetryPolicy
-from outbox.states import DEAD, RETRYING, RUNNING, SUCCEEDED
+from outbox.states import DEAD, PENDING, RETRYING, RUNNING, SUCCEEDED
 from outbox.subscriptions import Handler, batch_task_id, policy_for, task_id_for
 from tasks import runtime
 
@@ -89,7 +89,11 @@ class DeliveryTask(Task):
             return self.deliver_batch(batch, handler, effects_in_database=effects_in_database)
         if event_id is None:
             raise TypeError(f"{self.name} needs an event id and payload, or a batch")
-        return self.deliver(event_id, lambda session: handler(session, event_id, payload))
+        verdict = versions.read_for(self.consumer, payload)
+        if isinstance(verdict, versions.TooNew):
+            return self._hold(event_id, verdict)
+        versioned = _versioned(handler, {event_id: verdict})
+        return self.deliver(event_id, lambda session: versioned(session, event_id, payload))
 
     def deliver(self, event_id: str, effect: Effect) -> str:
         """Run `effect` once for (event_id, this consumer); returns the outcome.
@@ -124,6 +128,12 @@ class DeliveryTask(Task):
                       effects_in_database: bool = True) -> dict[str, int]:
         """Several deliveries of this consumer from one message; returns counts per outcome."""
         items = [(str(event_id), payload) for event_id, payload in batch]
+        verdicts = {event_id: versions.read_for(self.consumer, payload) for event_id, payload in items}
+        too_new = [(e, p) for e, p in items if isinstance(verdicts[e], versions.TooNew)]
+        for event_id, payload in too_new:  # one message each, held visibly by the single-delivery path
+            self._send_one(event_id, payload)
+        items = [(e, p) for e, p in items if not isinstance(verdicts[e], versions.TooNew)]
+        handler = _versioned(handler, verdicts)
         payloads = dict(items)
         rt = runtime.current()
         try:
@@ -133,7 +143,7 @@ class DeliveryTask(Task):
             )
         except DBAPIError as exc:
             raise self._retry_database_down(f"batch of {len(items)}", exc) from exc
-        counts = {"succeeded": 0, "duplicate": 0, "dead": 0, "retrying": 0, "passed_on": 0}
+        counts = {"succeeded": 0, "duplicate": 0, "dead": 0, "retrying": 0, "passed_on": len(too_new)}
         for event_id, found in begun.items():
             if found.start is Start.DONE:
                 counts["duplicate"] += 1
@@ -164,6 +174,27 @@ class DeliveryTask(Task):
             counts["passed_on"] += len(outcome.untried)
         log.info("consumer=%s batch of %d: %s", self.consumer, len(items), counts)
         return self._settle_failures(outcome, payloads, counts)
+
+    def _hold(self, event_id: str, verdict: versions.TooNew) -> str:
+        """A payload newer than this consumer understands: record why, give the attempt back,
+        and look again later, until an upgraded worker takes it (never a dead letter)."""
+        rt = runtime.current()
+        try:
+            begun = deliveries.begin(
+                rt.session_factory, event_id=event_id, consumer=self.consumer,
+                queue=self._queue(), lease_seconds=rt.settings.lease_seconds, task_id=self.request.id,
+            )
+            if begun.start is Start.DONE:
+                return "duplicate"
+            why = verdict.describe(self.consumer)
+            if begun.start is Start.RUN:
+                deliveries.release(rt.session_factory, event_ids=[event_id], consumer=self.consumer, note=why)
+        except DBAPIError as exc:
+            raise self._retry_database_down(event_id, exc) from exc
+        delay = decisions.hold_delay(self.policy(), times_held=self.request.retries or 0)
+        log.warning("event=%s consumer=%s %s; looking again in %.1fs", event_id, self.consumer, why, delay)
+        self._announce(event_id, PENDING, max(0, begun.attempts - 1), why)
+        raise self.retry(countdown=delay, max_retries=None)
 
     def _run_batch(self, run: list[tuple[str, Any]], handler: Handler,
                    effects_in_database: bool) -> BatchOutcome:
@@ -306,6 +337,19 @@ class DeliveryTask(Task):
     def _queue(self) -> str | None:
         info = self.request.delivery_info or {}
         return info.get("routing_key") or info.get("exchange") or None
+
+
+def _versioned(handler: Handler, verdicts: dict[str, versions.Verdict]) -> Handler:
+    """The handler as it sees payloads: upcast to the version it accepts; an unreadable one
+    fails permanently (a dead letter saying why) instead of reaching it."""
+    def run(session: Session, event_id: str, _payload: Any) -> Any:
+        verdict = verdicts[event_id]
+        if isinstance(verdict, versions.Readable):
+            return handler(session, event_id, verdict.payload)
+        reason = verdict.reason if isinstance(verdict, versions.Unreadable) else str(verdict)
+        raise PermanentError(reason)
+
+    return run
 
 
 def _is_transient(exc: BaseException) -> bool:
