@@ -97,6 +97,9 @@ class Settings:
     # How often the relay process prunes (tasks/pruner.py), and rows per batch.
     prune_interval_seconds: float = 3600.0
     prune_batch_size: int = 500
+    # OpenTelemetry (outbox/tracing.py): off unless an OTLP/HTTP endpoint is given.
+    otel_endpoint: str | None = None
+    otel_service_name: str = "orderflow"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -137,6 +140,8 @@ class Settings:
                                              name="ORDERFLOW_RETENTION"),
             prune_interval_seconds=parse_duration(env.get("ORDERFLOW_PRUNE_INTERVAL") or "1h",
                                                   name="ORDERFLOW_PRUNE_INTERVAL"),
+            otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            otel_service_name=env.get("OTEL_SERVICE_NAME") or defaults.otel_service_name,
             prune_batch_size=parse_positive_int(env.get("ORDERFLOW_PRUNE_BATCH") or "500",
                                                 name="ORDERFLOW_PRUNE_BATCH"),
         )

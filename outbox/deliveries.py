@@ -45,6 +45,7 @@ class Begun:
     start: Start
     attempts: int = 0
     retry_in: float = 0.0
+    delivery_id: int | None = None  # the record's id (when begun to run)
 
 
 def begin(
@@ -103,8 +104,8 @@ def begin_many(
             # Spelled with != rather than NOT IN (...): an expanding IN cannot go with executemany.
             where=and_(*(table.c.state != state for state in FINAL_STATES))
             & ((table.c.state != RUNNING) | (table.c.lease_until < insert.excluded.created_at)),
-        ).returning(table.c.event_id, table.c.attempts)
-        begun = {row.event_id: Begun(Start.RUN, attempts=row.attempts)
+        ).returning(table.c.event_id, table.c.attempts, table.c.id)
+        begun = {row.event_id: Begun(Start.RUN, attempts=row.attempts, delivery_id=row.id)
                  for row in session.execute(upsert, rows)}
         refused = [event_id for event_id in event_ids if event_id not in begun]
         if refused:  # rare: final already, or leased by another worker
