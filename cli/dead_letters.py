@@ -78,7 +78,7 @@ def _show(args: argparse.Namespace, session_factory: SessionFactory) -> None:
         print(json.dumps(letter, indent=2))
         return
     for key in ("id", "task_id", "flower_task_id", "consumer", "state", "attempts", "order_id",
-                "event_type", "updated_at"):
+                "event_type", "updated_at", "trace_id"):
         print(f"{key + ':':<16}{letter[key]}")
     print("payload:")
     print(json.dumps(letter["payload"], indent=2))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,16 @@ class Settings:
     # Per-consumer overrides of the retry policies declared in orders/subscriptions.py,
     # e.g. {"email": {"max_retries": 3, "backoff_base": 1, "backoff_max": 3}}.
     retry_policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # --- retention (outbox/retention.py): how long finished outbox rows and delivery records stay ---
+    # Must exceed the retry horizon (tasks/safety.py refuses a shorter one): a delivery record
+    # pruned before its last possible redelivery would let that message run twice.
+    retention_seconds: float = 30 * 86400.0
+    # How often the relay process prunes (tasks/pruner.py), and rows per batch.
+    prune_interval_seconds: float = 3600.0
+    prune_batch_size: int = 500
+    # OpenTelemetry (outbox/tracing.py): off unless an OTLP/HTTP endpoint is given.
+    otel_endpoint: str | None = None
+    otel_service_name: str = "orderflow"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -125,6 +136,14 @@ class Settings:
             worker_lost_wait=float(env.get("WORKER_LOST_WAIT", defaults.worker_lost_wait)),
             lease_seconds=float(env.get("ORDERFLOW_LEASE_SECONDS", defaults.lease_seconds)),
             retry_policies=parse_retry_policies(env.get("ORDERFLOW_RETRY_POLICIES") or "{}"),
+            retention_seconds=parse_duration(env.get("ORDERFLOW_RETENTION") or "30d",
+                                             name="ORDERFLOW_RETENTION"),
+            prune_interval_seconds=parse_duration(env.get("ORDERFLOW_PRUNE_INTERVAL") or "1h",
+                                                  name="ORDERFLOW_PRUNE_INTERVAL"),
+            otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            otel_service_name=env.get("OTEL_SERVICE_NAME") or defaults.otel_service_name,
+            prune_batch_size=parse_positive_int(env.get("ORDERFLOW_PRUNE_BATCH") or "500",
+                                                name="ORDERFLOW_PRUNE_BATCH"),
         )
 
     @property
@@ -169,6 +188,38 @@ def parse_retry_policies(value: str) -> dict[str, dict[str, Any]]:
     if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
         raise ValueError("ORDERFLOW_RETRY_POLICIES must be a JSON object of consumer -> "
                          f"{{field: value}}, not {value!r}")
+    return parsed
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str, *, name: str = "duration") -> float:
+    """`30d`, `12h`, `90m`, `0s` or plain seconds, as seconds; anything else is a ValueError naming `name`."""
+    found = _DURATION.match(value.strip().lower())
+    if not found:
+        raise ValueError(f"{name} must be a duration like 30d, 12h, 90m or 0s, not {value!r}")
+    amount, unit = found.groups()
+    return float(amount) * _DURATION_UNITS[unit]
+
+
+def format_duration(seconds: float) -> str:
+    """The largest whole unit that says it exactly: 2592000 -> `30d`, 5400 -> `90m`."""
+    for unit in ("d", "h", "m"):
+        size = _DURATION_UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_positive_int(value: str, *, name: str) -> int:
+    try:
+        parsed = int(value)
+    except ValueError:
+        parsed = 0
+    if parsed < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
     return parsed
 
 

@@ -15,10 +15,11 @@ from sqlalchemy.exc import IntegrityError
 
 from orders.errors import CustomerExists, InvalidSignup
 from orders.models import Customer
+from orders.payloads import customer_signed_up_payload
 from orders.schemas import field_errors
 from orders.subscriptions import CUSTOMER_SIGNED_UP
 from outbox.after_commit import AfterCommit, run_after_commit
-from outbox.clock import new_id, utcnow
+from outbox.clock import new_id
 from outbox.db import SessionFactory
 from outbox.models import OutboxEvent
 from outbox.store import notify_relay
@@ -51,8 +52,7 @@ def sign_up_customer(
     event_id = new_id()
     event = OutboxEvent(
         id=event_id, event_type=CUSTOMER_SIGNED_UP, aggregate_id=customer.id,
-        payload={"event_id": event_id, "customer_id": customer.id, "email": email,
-                 "name": command.name, "occurred_at": utcnow().isoformat()},
+        payload=customer_signed_up_payload(event_id, customer.id, email, command.name),
     )
     try:
         with session_factory.begin() as session:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from orders.errors import OrderNotFound
 from orders.models import Order, Product
+from orders.subscriptions import ORDER_CREATED
 from outbox.clock import iso
 from outbox.db import SessionFactory
 from outbox.models import Delivery, OutboxEvent
@@ -67,7 +68,26 @@ def events_of(session: Session, order_ids: list[str]) -> dict[str, list[dict[str
                 for sub in subscribers_of(event.event_type)
             },
         })
+    for found in by_order.values():
+        if not found:
+            # An order exists only with its order.created event (same transaction), so an
+            # order without one had it pruned (outbox/retention.py): which happens only once
+            # every delivery was final and resolved, longer ago than the retention.
+            found.append(pruned_event(ORDER_CREATED))
     return by_order
+
+
+def pruned_event(event_type: str) -> dict[str, Any]:
+    return {
+        "event_id": None,
+        "type": event_type,
+        "published": True,
+        "pruned": True,
+        "deliveries": {
+            sub.consumer: {"state": "completed", "pruned": True, "attempts": None, "last_error": None}
+            for sub in subscribers_of(event_type)
+        },
+    }
 
 
 def order_summary(order: Order) -> dict[str, Any]:

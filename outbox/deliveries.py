@@ -45,6 +45,7 @@ class Begun:
     start: Start
     attempts: int = 0
     retry_in: float = 0.0
+    delivery_id: int | None = None  # the record's id (when begun to run)
 
 
 def begin(
@@ -103,8 +104,8 @@ def begin_many(
             # Spelled with != rather than NOT IN (...): an expanding IN cannot go with executemany.
             where=and_(*(table.c.state != state for state in FINAL_STATES))
             & ((table.c.state != RUNNING) | (table.c.lease_until < insert.excluded.created_at)),
-        ).returning(table.c.event_id, table.c.attempts)
-        begun = {row.event_id: Begun(Start.RUN, attempts=row.attempts)
+        ).returning(table.c.event_id, table.c.attempts, table.c.id)
+        begun = {row.event_id: Begun(Start.RUN, attempts=row.attempts, delivery_id=row.id)
                  for row in session.execute(upsert, rows)}
         refused = [event_id for event_id in event_ids if event_id not in begun]
         if refused:  # rare: final already, or leased by another worker
@@ -121,22 +122,28 @@ def begin_many(
     return begun
 
 
-def release(session_factory: SessionFactory, *, event_ids: Sequence[str], consumer: str) -> int:
+def release(session_factory: SessionFactory, *, event_ids: Sequence[str], consumer: str,
+            note: str | None = None) -> int:
     """Give back leases taken by `begin_many` for deliveries whose effect never ran.
 
     The attempt `begin_many` counted is taken back (the delivery was not tried) and
     the state goes back to pending, so the reconciler resends it should the message
-    that carries it on be lost.
+    that carries it on be lost. `note` (why it was not run: a payload held for a newer
+    consumer) is kept as its last error, so that the wait is visible.
     """
     if not event_ids:
         return 0
     table = cast(Table, Delivery.__table__)
+    values: dict[str, object] = {"state": PENDING, "attempts": table.c.attempts - 1, "lease_until": None,
+                                 "updated_at": utcnow()}
+    if note is not None:
+        values["last_error"] = note[:MAX_ERROR_CHARS]
     with session_factory.begin() as session:
         result: CursorResult = session.execute(  # type: ignore[assignment]
             update(table)
             .where(table.c.event_id.in_(event_ids), table.c.consumer == consumer,
                    table.c.state == RUNNING)
-            .values(state=PENDING, attempts=table.c.attempts - 1, lease_until=None, updated_at=utcnow())
+            .values(**values)
         )
     return result.rowcount
 

@@ -32,6 +32,8 @@ class OutboxEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The W3C traceparent of the request that wrote it (outbox/tracing.py); None with tracing off.
+    trace_context: Mapped[str | None] = mapped_column(String(128), default=None)
 
     __table_args__ = (
         # The relay only ever looks for unpublished rows: keep that index small

@@ -56,6 +56,10 @@ class Subscriber:
     # False: the handler acts outside the database only (never uses the session), so a batch
     # needs no savepoints (outbox/deliveries.py).
     effects_in_database: bool = True
+    # The highest payload schema_version the handler understands (outbox/versions.py); older
+    # payloads are upcast to it, newer ones held until the consumer is upgraded. None: the
+    # current version declared for the event type.
+    accepts: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in (DURABLE, IN_PROCESS):
@@ -113,6 +117,11 @@ class Registry:
             existing = [s for subs in self._by_event.values() for s in subs]
         for subscriber in existing:
             listener(subscriber)
+
+    def event_types_of(self, consumer: str) -> list[str]:
+        """The event types `consumer` is declared for (durable or not)."""
+        with self._lock:
+            return [t for t, subs in self._by_event.items() if any(s.consumer == consumer for s in subs)]
 
     def event_types(self) -> list[str]:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from config.settings import Settings
+from outbox.retention import declared_horizon, retention_problem
 from outbox.subscriptions import all_consumers, policy_for
 
 REQUIRED = {
@@ -53,10 +54,20 @@ def problems(app: Celery, settings: Settings | None = None) -> list[str]:
             f"must stay below task_time_limit {time_limit}s, or a killed worker's task times out "
             "first and its message is acknowledged, not redelivered"
         )
+    found += _retention_problems(settings, visibility=visibility, time_limit=time_limit)
     if settings.lease_seconds <= time_limit:
         found.append(f"ORDERFLOW_LEASE_SECONDS {settings.lease_seconds:g} must exceed "
                      f"task_time_limit {time_limit}")
     return found
+
+
+def _retention_problems(settings: Settings, *, visibility: float, time_limit: float) -> list[str]:
+    """Pruning a delivery record before its last message can arrive would let it run twice."""
+    horizon = declared_horizon(retry_overrides=settings.retry_policies, task_time_limit=time_limit,
+                               visibility_timeout=visibility,
+                               reconcile_after=settings.reconcile_after_seconds)
+    problem = retention_problem(settings.retention_seconds, horizon)
+    return [problem] if problem else []
 
 
 def check_or_exit(app: Celery, settings: Settings | None = None) -> Settings:

@@ -26,7 +26,7 @@ def statuses(order: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {"event_id": event["event_id"], "consumer": consumer, "state": d["state"],
          "attempts": d["attempts"], "last_error": d["last_error"]}
-        for event in order["events"]
+        for event in order["events"] if not event.get("pruned")  # nothing live left to watch
         for consumer, d in event["deliveries"].items()
     ]
 
@@ -37,7 +37,7 @@ def order_events(order_id: str) -> Response:
     order = get_order(svc.session_factory, order_id)  # 404 before the stream starts
     stream = delivery_stream(
         redis_url=svc.settings.redis_url,
-        event_ids=[event["event_id"] for event in order["events"]],
+        event_ids=[event["event_id"] for event in order["events"] if event["event_id"]],
         snapshot=lambda: statuses(get_order(svc.session_factory, order_id)),
         keepalive_seconds=svc.settings.sse_keepalive_seconds,
     )

@@ -11,6 +11,7 @@ from orders.errors import InvalidOrder
 from orders.place_order import PlacedOrder, place_order
 from orders.queries import delivery_status, get_order, list_products
 from orders.subscriptions import ORDER_CREATED
+from outbox import tracing
 from outbox.clock import iso
 from outbox.subscriptions import subscribers_of
 
@@ -44,10 +45,14 @@ def create_order():  # type: ignore[no-untyped-def]
         raise InvalidOrder("the body must be a JSON object",
                            details=[{"field": "body", "message": "expected an object"}])
     svc = services()
-    placed = place_order(
-        session_factory=svc.session_factory, gateway=svc.gateway, data=data,
-        after_commit=svc.after_commit,
-    )
+    # The order's trace starts here (outbox/tracing.py; nothing when tracing is off): its
+    # context is stored with the outbox row, and every publish and delivery attempt joins it.
+    with tracing.span("POST /orders", kind="server") as span:
+        placed = place_order(
+            session_factory=svc.session_factory, gateway=svc.gateway, data=data,
+            after_commit=svc.after_commit,
+        )
+        tracing.annotate(span, order_id=placed.order_id, event_id=placed.event_id)
     # Answered from what was committed, not read back: `GET /orders/<id>` right after shows the same.
     return (jsonify(order=placed_order_view(placed), event_id=placed.event_id), 201,
             {"Location": f"/orders/{placed.order_id}"})

@@ -51,3 +51,14 @@ def test_a_bad_orderflow_setting_in_the_environment_is_refused_with_one_line(mon
         check_or_exit(configured())
     assert str(caught.value) == ("orderflow: refusing to start: "
                                  "DELIVERY_BATCH_MAX must be a whole number >= 1, not '0'")
+
+
+def test_a_retention_shorter_than_the_retry_horizon_is_refused_at_start_up(monkeypatch):
+    monkeypatch.setenv("ORDERFLOW_RETENTION", "1h")
+    with pytest.raises(UnsafeSettings) as caught:
+        check_or_exit(configured())
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("orderflow: refusing to start: ORDERFLOW_RETENTION 3600s must exceed "
+                              "the retry horizon ")
+    assert "email's retries" in message and "broker visibility timeout 3600s" in message
