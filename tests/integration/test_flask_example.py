@@ -8,11 +8,11 @@ import pytest
 
 from config.settings import PROJECT_ROOT
 from orders.payments import CARD_DECLINED
-from web import create_app
 from tasks.relay import relay_once
 from tests.support.bad_requests import BAD_ORDER_REQUESTS
 from tests.support.orders import all_final, order_input
 from tests.support.waiting import wait_until
+from web import create_app
 
 
 @pytest.fixture
