@@ -137,7 +137,7 @@ def confirmation_message(*, mail_from: str, event_id: str, payload: dict[str, An
         message = EmailMessage()
         message.set_content(body)
     for header, value in headers.items():
-        message[header] = value
+        message[header] = value  # type: ignore[assignment]  (an Address only into EmailMessage)
     return message
 
 
