@@ -137,7 +137,8 @@ def confirmation_message(*, mail_from: str, event_id: str, payload: dict[str, An
         message = EmailMessage()
         message.set_content(body)
     for header, value in headers.items():
-        message[header] = value  # type: ignore[assignment]  (an Address only into EmailMessage)
+        # An Address only ever goes into an EmailMessage (the non-ASCII branch above).
+        message[header] = value  # type: ignore[assignment]
     return message
 
 
