@@ -5,6 +5,12 @@
     SMTP_SINK_FAIL_CODE=451 python -m devtools.smtp_sink --port 8025            # the same, from the env
     SMTP_SINK_FAIL_CODE=451 SMTP_SINK_FAIL_FIRST=4 python -m devtools.smtp_sink  # reject 4, then accept
     python -m devtools.smtp_sink --port 8025 --delay-ms 50    # answer each message after 50 ms
+    python -m devtools.smtp_sink --port 8025 --smtputf8       # offer SMTPUTF8 (jürgen@example.de)
+    SMTP_SINK_SMTPUTF8=1 python -m devtools.smtp_sink         # the same, from the env (make run)
+
+SMTPUTF8 is off by default, like aiosmtpd's (and many real servers): a mail to
+a non-ASCII local part is then refused before it is sent, as that delivery's
+permanent failure. Turn it on to see such mail delivered.
 
 Tests start it in-process with `SmtpSink(...)` to script failures: the first
 `fail_first` messages get `fail_code`, the rest are accepted.
@@ -56,8 +62,11 @@ class SmtpSink:
     """An aiosmtpd server on 127.0.0.1:<port> with a ScriptedHandler."""
 
     def __init__(self, mail_dir: Path, *, port: int = 0, fail_first: int = 0, fail_code: int = 451,
-                 delay_seconds: float = 0.0):
+                 delay_seconds: float = 0.0, smtputf8: bool = False, size_limit: int | None = None):
         from devtools.ports import free_port
+
+        self.smtputf8 = smtputf8  # offer SMTPUTF8 in the EHLO reply (aiosmtpd's enable_SMTPUTF8)
+        self.size_limit = size_limit  # advertised as SIZE; larger messages get 552
 
         self.handler = ScriptedHandler(mail_dir, fail_first=fail_first, fail_code=fail_code,
                                        delay_seconds=delay_seconds)
@@ -73,7 +82,10 @@ class SmtpSink:
 
     def start(self) -> None:
         # A stopped aiosmtpd Controller cannot start again: make a new one each time.
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        options: dict[str, object] = {"enable_SMTPUTF8": self.smtputf8}
+        if self.size_limit is not None:
+            options["data_size_limit"] = self.size_limit
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
 
     def stop(self) -> None:
@@ -102,10 +114,14 @@ def main() -> None:
     parser.add_argument("--fail-code", type=int, default=int(fail_code or 451))
     parser.add_argument("--delay-ms", type=float, default=0.0,
                         help="wait this long before answering each message (a realistic server)")
+    smtputf8 = os.environ.get("SMTP_SINK_SMTPUTF8", "").strip().lower() in {"1", "true", "yes", "on"}
+    parser.add_argument("--smtputf8", action=argparse.BooleanOptionalAction, default=smtputf8,
+                        help="offer SMTPUTF8, so non-ASCII local parts can be sent (default: off)")
     args = parser.parse_args()
     with SmtpSink(args.dir, port=args.port, fail_first=args.fail_first, fail_code=args.fail_code,
-                  delay_seconds=args.delay_ms / 1000):
-        print(f"SMTP sink on 127.0.0.1:{args.port}, storing mail in {args.dir}", flush=True)
+                  delay_seconds=args.delay_ms / 1000, smtputf8=args.smtputf8):
+        utf8 = "on" if args.smtputf8 else "off"
+        print(f"SMTP sink on 127.0.0.1:{args.port}, SMTPUTF8 {utf8}, storing mail in {args.dir}", flush=True)
         threading.Event().wait()
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, EmailStr, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from orders.errors import CustomerExists, InvalidSignup
 from orders.models import Customer
 from orders.payloads import customer_signed_up_payload
-from orders.schemas import field_errors
+from orders.schemas import Name, field_errors
 from orders.subscriptions import CUSTOMER_SIGNED_UP
 from outbox.after_commit import AfterCommit, run_after_commit
 from outbox.clock import new_id
@@ -29,7 +29,7 @@ class SignUpIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     email: EmailStr
-    name: str = Field(default="", max_length=200)
+    name: Name = ""
 
 
 @dataclass(frozen=True)
