@@ -3,7 +3,8 @@
     orderflow migrate     create or upgrade the schema (Alembic)
     orderflow seed        add the demo products (idempotent)
     orderflow init        both
-    orderflow dead-letters list|show|replay|discard ...   (see cli/dead_letters.py)
+    orderflow dead-letters list|show|replay|discard|groups ...   (see cli/dead_letters.py)
+    orderflow consumers list|pause|resume ...   (see cli/consumers.py)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from typing import NoReturn
 
 import bootstrap
-from cli import dead_letters
+from cli import consumers, dead_letters
 from config.settings import Settings, mask_url
 from orders.errors import OrderflowError
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("seed", help="add the demo products (idempotent)")
     commands.add_parser("init", help="migrate, then seed")
     dead_letters.add_parser(commands)
+    consumers.add_parser(commands)
     return parser
 
 
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             _seed(settings)
         if args.command == "dead-letters":
             dead_letters.run(args, _services(settings))
+        if args.command == "consumers":
+            consumers.run(args, _services(settings))
     except OrderflowError as exc:  # refused or not found: the message says it all
         print(f"orderflow {args.command}: {exc.message}", file=sys.stderr)
         return 1

@@ -69,8 +69,9 @@ def admit(breaker: Breaker, *, now: datetime, probe_lease_seconds: float,
     """May a delivery of this consumer run now?"""
     if breaker.state == CLOSED or not config.enabled:
         return Admission(Admit.RUN, breaker)
-    probe_free = (breaker.state == OPEN and (breaker.next_probe_at is None or breaker.next_probe_at <= now)) or (
-        breaker.state == HALF_OPEN and (breaker.probe_until is None or breaker.probe_until <= now))
+    due = breaker.next_probe_at is None or breaker.next_probe_at <= now
+    probe_lost = breaker.probe_until is None or breaker.probe_until <= now  # its worker died
+    probe_free = (breaker.state == OPEN and due) or (breaker.state == HALF_OPEN and probe_lost)
     if probe_free:
         taken = replace(breaker, state=HALF_OPEN, probe_until=now + timedelta(seconds=probe_lease_seconds))
         return Admission(Admit.PROBE, taken)

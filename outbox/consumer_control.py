@@ -135,6 +135,13 @@ def list_consumers(session_factory: SessionFactory, *, audit_limit: int = 5) -> 
     return result
 
 
+def views(session_factory: SessionFactory) -> dict[str, ConsumerView]:
+    """Every durable consumer's state in one read (for /metrics)."""
+    with session_factory() as session:
+        rows = {row.consumer: row for row in session.scalars(select(ConsumerState))}
+    return {consumer: _view(consumer, rows.get(consumer)) for consumer in all_consumers()}
+
+
 def describe(view: ConsumerView) -> dict[str, Any]:
     b = view.breaker
     return {

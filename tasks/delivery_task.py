@@ -92,7 +92,7 @@ class DeliveryTask(Task):
         """
         if batch is None and event_id is None:
             raise TypeError(f"{self.name} needs an event id and payload, or a batch")
-        items = [(str(e), p) for e, p in batch] if batch is not None else [(event_id, payload)]
+        items = [(str(e), p) for e, p in batch] if batch is not None else [(str(event_id), payload)]
         # Paused, breaker open, rate limit: held or passed on before any attempt is counted.
         admitted = consumer_gate.admit(self, items, self._queue())
         if admitted is None:
@@ -100,8 +100,9 @@ class DeliveryTask(Task):
         if batch is not None:
             return self.deliver_batch(admitted.items, handler, effects_in_database=effects_in_database,
                                       probe=admitted.probe)
-        return self.deliver(event_id, lambda session: handler(session, event_id, payload),  # type: ignore[arg-type]
-                            payload=payload, probe=admitted.probe)
+        one = str(event_id)
+        return self.deliver(one, lambda session: handler(session, one, payload), payload=payload,
+                            probe=admitted.probe)
 
     def deliver(self, event_id: str, effect: Effect, *, payload: Any = None, probe: bool = False) -> str:
         """Run `effect` once for (event_id, this consumer); returns the outcome.
