@@ -103,7 +103,9 @@ def test_rate_limit_across_two_workers_drains_a_held_backlog_at_the_rate(procs, 
     assert times[-1] - times[0] >= 7.0, f"40 at 5/s took only {times[-1] - times[0]:.1f}s"
 
 
-def test_worker_killed_while_probing_nothing_lost_or_doubled_breaker_not_stuck(procs, db, mail_sink, stalling):
+def test_worker_killed_while_probing_nothing_lost_or_doubled_breaker_not_stuck(
+    procs, db, mail_sink, stalling
+):
     env = {**BREAKER, "ORDERFLOW_BREAKER_FAILURES": "2", "ORDERFLOW_BREAKER_PROBE_SECONDS": "1"}
     procs.relay(**env)
     worker = procs.worker("email", **env)
@@ -121,5 +123,6 @@ def test_worker_killed_while_probing_nothing_lost_or_doubled_breaker_not_stuck(p
 
     wait_until(lambda: states(db, "email") == {"succeeded": 5}, timeout=90,
                message="every confirmation delivered after the kill")
-    assert emails_per_event(mail_sink.messages()) == {o.event_id: 1 for o in placed}, "nothing lost or doubled"
+    once = {o.event_id: 1 for o in placed}
+    assert emails_per_event(mail_sink.messages()) == once, "nothing lost or doubled"
     assert breaker_state(db) == "closed"

@@ -54,11 +54,12 @@ def email_status(client) -> dict:
 def test_pause_holds_email_only_resume_delivers_it_once_audited(
     celery_app, runtime, worker, smtp_sink, client, fast_breaker, database_url, monkeypatch, capsys
 ):
-    paused = client.post("/admin/api/consumers/email/pause", json={"by": "ada", "reason": "provider maintenance"},
-                         headers=LOGIN)
+    paused = client.post("/admin/api/consumers/email/pause",
+                         json={"by": "ada", "reason": "provider maintenance"}, headers=LOGIN)
     assert paused.status_code == 200 and paused.json["consumer"]["status"] == "paused"
     assert client.post("/admin/api/consumers/email/pause", json={}, headers=LOGIN).status_code == 422
-    assert client.post("/admin/api/consumers/nope/pause", json={"reason": "x"}, headers=LOGIN).status_code == 404
+    unknown = client.post("/admin/api/consumers/nope/pause", json={"reason": "x"}, headers=LOGIN)
+    assert unknown.status_code == 404 and unknown.json["error"]["code"] == "unknown_consumer"
     consumer_gate.forget()  # this worker process cached "running" for up to a second
 
     placed = [place(runtime.session_factory) for _ in range(3)]
@@ -96,7 +97,8 @@ def test_pause_holds_email_only_resume_delivers_it_once_audited(
     assert audit == [("pause", "ada (web)", "provider maintenance")]
     [email] = [c for c in client.get("/admin/api/consumers", headers=LOGIN).json["consumers"]
                if c["consumer"] == "email"]
-    assert [(a["action"], a["actor"]) for a in email["audit"]][:2] == [("resume", "grace"), ("pause", "ada (web)")]
+    latest = [(a["action"], a["actor"]) for a in email["audit"]][:2]
+    assert latest == [("resume", "grace"), ("pause", "ada (web)")]
 
 
 def test_breaker_opens_on_451_holds_without_dead_letters_and_closes_on_a_probe(
@@ -116,7 +118,8 @@ def test_breaker_opens_on_451_holds_without_dead_letters_and_closes_on_a_probe(
         client.get("/metrics").get_data(as_text=True)
     smtp_sink.handler.fail_first = 0  # the provider is back
     for order in placed:
-        wait_until(lambda o=order: email_state(runtime.session_factory, o.event_id) == "succeeded", timeout=30,
+        wait_until(lambda o=order: email_state(runtime.session_factory, o.event_id) == "succeeded",
+                   timeout=30,
                    message="email delivered after the outage")
     assert len(smtp_sink.messages()) == 8
     assert client.get("/admin/api/dead-letters", headers=LOGIN).json["dead_letters"] == []
@@ -135,7 +138,8 @@ def test_groups_by_error_and_a_group_replay_acts_on_exactly_the_letters_listed(
     relay_once(celery_app, runtime, grace_seconds=0)
     for order in first:
         wait_until(lambda o=order: all_final(runtime.session_factory, o.event_id))
-    listed = {g["count"]: g for g in client.get("/admin/api/dead-letters/groups", headers=LOGIN).json["groups"]}
+    found = client.get("/admin/api/dead-letters/groups", headers=LOGIN).json["groups"]
+    listed = {g["count"]: g for g in found}
     assert sorted(listed) == [2, 3] and "550" in listed[3]["error"] and "554" in listed[2]["error"]
     group = listed[3]["group"]
 
@@ -145,12 +149,13 @@ def test_groups_by_error_and_a_group_replay_acts_on_exactly_the_letters_listed(
     wait_until(lambda: all_final(runtime.session_factory, late.event_id))
     for address in unknown:  # the mailboxes exist now
         del smtp_sink.handler.fail_addresses[address]
-    replayed = client.post(f"/admin/api/dead-letters/groups/{group}/replay", json={"by": "ada"}, headers=LOGIN)
+    replayed = client.post(f"/admin/api/dead-letters/groups/{group}/replay", json={"by": "ada"},
+                           headers=LOGIN)
     assert replayed.status_code == 202, replayed.json
     assert sorted(r["id"] for r in replayed.json["replayed"]) == sorted(listed[3]["ids"])
     for order in first[:3]:
         wait_until(lambda o=order: email_state(runtime.session_factory, o.event_id) == "succeeded")
-    assert email_state(runtime.session_factory, late.event_id) == "dead", "a letter that died later is left out"
+    assert email_state(runtime.session_factory, late.event_id) == "dead", "died after the listing: left out"
     assert all(email_state(runtime.session_factory, o.event_id) == "dead" for o in first[3:])
     bad = client.post("/admin/api/dead-letters/groups/nonsense/replay", json={}, headers=LOGIN)
     assert bad.status_code == 422 and bad.json["error"]["code"] == "invalid_argument"

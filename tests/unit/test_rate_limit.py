@@ -12,7 +12,8 @@ def simulate(rate: float, wanted_per_call: int, calls_per_second: float, seconds
     step = 1.0 / calls_per_second
     now = 0.0
     while now < seconds:
-        grant, tokens = take(tokens=tokens, last=last, now=now, rate=rate, burst=burst, wanted=wanted_per_call)
+        grant, tokens = take(tokens=tokens, last=last, now=now, rate=rate, burst=burst,
+                             wanted=wanted_per_call)
         last = now
         granted_at += [now] * grant.granted
         now += step
