@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
+from sqlalchemy.exc import DBAPIError
 
 from config.settings import Settings
 from outbox import consumer_control, deliveries, status_feed
@@ -168,8 +169,15 @@ def _announce(redis_url: str, event_ids: list[str], consumer: str, error: str | 
 
 def _record(consumer: str, outcome: str, probe: bool) -> str:
     rt = runtime.current()
-    state = consumer_control.record(rt.session_factory, consumer, outcome=outcome, probe=probe,
-                                    config=breaker_config(rt.settings))
+    try:
+        state = consumer_control.record(rt.session_factory, consumer, outcome=outcome, probe=probe,
+                                        config=breaker_config(rt.settings))
+    except DBAPIError as exc:
+        # The breaker misses one outcome; the delivery itself goes on by its own rules
+        # (a probe's outcome lost leaves the breaker half-open until the probe's lease ends).
+        log.warning("consumer=%s breaker not told of a %s (database unavailable: %s)", consumer, outcome,
+                    type(exc).__name__)
+        return "closed"
     with _lock:
         _cache.pop(consumer, None)  # read afresh next time
     return state.state

@@ -94,7 +94,10 @@ class DeliveryTask(Task):
             raise TypeError(f"{self.name} needs an event id and payload, or a batch")
         items = [(str(e), p) for e, p in batch] if batch is not None else [(str(event_id), payload)]
         # Paused, breaker open, rate limit: held or passed on before any attempt is counted.
-        admitted = consumer_gate.admit(self, items, self._queue())
+        try:
+            admitted = consumer_gate.admit(self, items, self._queue())
+        except DBAPIError as exc:  # the state cannot be read: wait for the database like `begin` does
+            raise self._retry_database_down(items[0][0], exc) from exc
         if admitted is None:
             return "held"
         if batch is not None:
