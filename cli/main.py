@@ -3,8 +3,9 @@
     orderflow migrate     create or upgrade the schema (Alembic)
     orderflow seed        add the demo products (idempotent)
     orderflow init        both
-    orderflow dead-letters list|show|replay|discard ...   (see cli/dead_letters.py)
+    orderflow dead-letters list|show|replay|discard|groups ...   (see cli/dead_letters.py)
     orderflow prune [--older-than 30d]   remove finished events and records (cli/prune.py)
+    orderflow consumers list|pause|resume ...   (see cli/consumers.py)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from typing import NoReturn
 
 import bootstrap
-from cli import dead_letters, prune
+from cli import consumers, dead_letters, prune
 from config.settings import Settings, mask_url
 from orders.errors import OrderflowError
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("init", help="migrate, then seed")
     dead_letters.add_parser(commands)
     prune.add_parser(commands)
+    consumers.add_parser(commands)
     return parser
 
 
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             dead_letters.run(args, _services(settings))
         if args.command == "prune":
             prune.run(args, settings, _services(settings).session_factory)
+        if args.command == "consumers":
+            consumers.run(args, _services(settings))
     except OrderflowError as exc:  # refused or not found: the message says it all
         print(f"orderflow {args.command}: {exc.message}", file=sys.stderr)
         return 1

@@ -100,6 +100,15 @@ class Settings:
     # OpenTelemetry (outbox/tracing.py): off unless an OTLP/HTTP endpoint is given.
     otel_endpoint: str | None = None
     otel_service_name: str = "orderflow"
+    # --- a downstream outage (outbox/breaker.py, outbox/rate_limit.py, tasks/consumer_gate.py) ---
+    # Transient failures in a row that open a consumer's circuit breaker (0: no breaker).
+    breaker_failures: int = 5
+    # First wait before a probe once open; doubles after each failed probe, up to the max.
+    # Held messages (open breaker, paused consumer) look again about this often.
+    breaker_probe_seconds: float = 5.0
+    breaker_probe_max_seconds: float = 120.0
+    # Deliveries per second per consumer, all workers on all hosts together: {"email": 5}.
+    rate_limits: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -144,6 +153,13 @@ class Settings:
             otel_service_name=env.get("OTEL_SERVICE_NAME") or defaults.otel_service_name,
             prune_batch_size=parse_positive_int(env.get("ORDERFLOW_PRUNE_BATCH") or "500",
                                                 name="ORDERFLOW_PRUNE_BATCH"),
+            breaker_failures=parse_number("ORDERFLOW_BREAKER_FAILURES", env, defaults.breaker_failures,
+                                          integer=True, minimum=0),
+            breaker_probe_seconds=parse_number("ORDERFLOW_BREAKER_PROBE_SECONDS", env,
+                                               defaults.breaker_probe_seconds, minimum=0.1),
+            breaker_probe_max_seconds=parse_number("ORDERFLOW_BREAKER_PROBE_MAX_SECONDS", env,
+                                                   defaults.breaker_probe_max_seconds, minimum=0.1),
+            rate_limits=parse_rate_limits(env.get("ORDERFLOW_RATE_LIMITS") or "{}"),
         )
 
     @property
@@ -221,6 +237,35 @@ def parse_positive_int(value: str, *, name: str) -> int:
     if parsed < 1:
         raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
     return parsed
+def parse_number(name: str, env: Mapping[str, str], default: float, *, minimum: float,
+                 integer: bool = False) -> Any:
+    """A number from the environment, at least `minimum`; else ValueError naming the variable."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or value != value:  # NaN
+        kind = "a whole number" if integer else "a number"
+        raise ValueError(f"{name} must be {kind} >= {minimum:g}, not {raw!r}")
+    return value
+
+
+def parse_rate_limits(value: str) -> dict[str, float]:
+    """ORDERFLOW_RATE_LIMITS: a JSON object of consumer -> deliveries per second (> 0)."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
+        for v in parsed.values()
+    ):
+        raise ValueError("ORDERFLOW_RATE_LIMITS must be a JSON object of consumer -> deliveries per "
+                         f"second above 0, e.g. {{\"email\": 5}}, not {value!r}")
+    return {str(k): float(v) for k, v in parsed.items()}
 
 
 def is_postgresql(url: str) -> bool:

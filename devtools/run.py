@@ -96,6 +96,8 @@ def main() -> None:
     if "smtp" in processes and env.get("SMTP_SINK_FAIL_CODE"):
         first = env.get("SMTP_SINK_FAIL_FIRST") or "-1"
         which = "every message" if first.strip() == "-1" else f"the first {first} message(s)"
+        if env.get("SMTP_SINK_FAIL_SECONDS"):
+            which = f"every message for {env['SMTP_SINK_FAIL_SECONDS']} s"
         print(f"smtp     the sink answers {which} with {env['SMTP_SINK_FAIL_CODE']} (SMTP_SINK_FAIL_CODE)")
     if "redis" in processes:  # the CLI's replay publishes to the broker: it must be this one
         print(f"cli      in another terminal: export REDIS_URL={env['REDIS_URL']}; .venv/bin/orderflow ...")

@@ -16,6 +16,11 @@ applies them with the delivery record (outbox/deliveries.py) and Celery:
 Celery re-raises the original exception when retries run out, so "gave up" is
 decided from the delivery record, never from Celery's counters.
 
+Before anything begins, tasks/consumer_gate.py may hold the message (consumer
+paused, circuit breaker open: no attempt counted) or pass part of it on (rate
+limit); each outcome is told to the breaker, and a transient failure while it
+is open is held with its attempt given back instead of retried.
+
 Under load the relay packs several deliveries of one consumer into one message
 (`batch=[[event_id, payload], ...]`, see tasks/publisher.py): Celery's own cost
 per message (receive, late ack, task events) is then paid once per batch, not
@@ -52,7 +57,7 @@ from outbox.errors import PermanentError, TransientError
 from outbox.policies import RetryPolicy
 from outbox.states import DEAD, PENDING, RETRYING, RUNNING, SUCCEEDED
 from outbox.subscriptions import Handler, batch_task_id, policy_for, task_id_for
-from tasks import runtime
+from tasks import consumer_gate, runtime
 
 log = get_task_logger(__name__)
 
@@ -85,20 +90,31 @@ class DeliveryTask(Task):
         `effects_in_database=False` says the handler acts outside the database only
         (and never uses the session): a batch then needs no savepoints.
         """
-        if batch is not None:
-            return self.deliver_batch(batch, handler, effects_in_database=effects_in_database)
-        if event_id is None:
+        if batch is None and event_id is None:
             raise TypeError(f"{self.name} needs an event id and payload, or a batch")
+        items = [(str(e), p) for e, p in batch] if batch is not None else [(str(event_id), payload)]
+        # Paused, breaker open, rate limit: held or passed on before any attempt is counted.
+        try:
+            admitted = consumer_gate.admit(self, items, self._queue())
+        except DBAPIError as exc:  # the state cannot be read: wait for the database like `begin` does
+            raise self._retry_database_down(items[0][0], exc) from exc
+        if admitted is None:
+            return "held"
+        if batch is not None:
+            return self.deliver_batch(admitted.items, handler, effects_in_database=effects_in_database,
+                                      probe=admitted.probe)
+        one, probe = str(event_id), admitted.probe
         if tracing.enabled():
-            return self._traced_attempt(event_id, lambda: self._handle_one(event_id, payload, handler))
-        return self._handle_one(event_id, payload, handler)
+            return self._traced_attempt(one, lambda: self._handle_one(one, payload, handler, probe=probe))
+        return self._handle_one(one, payload, handler, probe=probe)
 
-    def _handle_one(self, event_id: str, payload: Any, handler: Handler) -> Any:
+    def _handle_one(self, event_id: str, payload: Any, handler: Handler, *, probe: bool = False) -> Any:
         verdict = versions.read_for(self.consumer, payload)
         if isinstance(verdict, versions.TooNew):
             return self._hold(event_id, verdict)
         versioned = _versioned(handler, {event_id: verdict})
-        return self.deliver(event_id, lambda session: versioned(session, event_id, payload))
+        return self.deliver(event_id, lambda session: versioned(session, event_id, payload), payload=payload,
+                            probe=probe)
 
     def _traced_attempt(self, event_id: str, run: Callable[[], Any]) -> Any:
         """This attempt as a span of the order's trace (the publish span carried in the headers)."""
@@ -127,8 +143,10 @@ class DeliveryTask(Task):
         carried = {event_id: parent for event_id, parent in parents.items() if parent}
         return {"headers": {tracing.HEADER: carried}} if carried else {}
 
-    def deliver(self, event_id: str, effect: Effect) -> str:
+    def deliver(self, event_id: str, effect: Effect, *, payload: Any = None, probe: bool = False) -> str:
         """Run `effect` once for (event_id, this consumer); returns the outcome.
+
+        `probe`: the one delivery a half-open breaker lets through (tasks/consumer_gate.py).
 
         `effect(session)` runs inside the transaction that marks the delivery
         succeeded: database effects commit together with the record.
@@ -155,10 +173,10 @@ class DeliveryTask(Task):
         if too_many:
             return self._give_up(event_id, attempt, GaveUp(too_many), tb=None)
         self._announce(event_id, RUNNING, attempt)
-        return self._run(event_id, attempt, policy, effect)
+        return self._run(event_id, attempt, policy, effect, payload=payload, probe=probe)
 
     def deliver_batch(self, batch: BatchItems, handler: Handler, *,
-                      effects_in_database: bool = True) -> dict[str, int]:
+                      effects_in_database: bool = True, probe: bool = False) -> dict[str, int]:
         """Several deliveries of this consumer from one message; returns counts per outcome."""
         items = [(str(event_id), payload) for event_id, payload in batch]
         verdicts = {event_id: versions.read_for(self.consumer, payload) for event_id, payload in items}
@@ -176,7 +194,8 @@ class DeliveryTask(Task):
             )
         except DBAPIError as exc:
             raise self._retry_database_down(f"batch of {len(items)}", exc) from exc
-        counts = {"succeeded": 0, "duplicate": 0, "dead": 0, "retrying": 0, "passed_on": len(too_new)}
+        counts = {"succeeded": 0, "duplicate": 0, "dead": 0, "retrying": 0, "passed_on": len(too_new),
+                  "held": 0}
         for event_id, found in begun.items():
             if found.start is Start.DONE:
                 counts["duplicate"] += 1
@@ -210,13 +229,15 @@ class DeliveryTask(Task):
                 counts["passed_on"] += len(run)
                 return counts
             self._announce_all(outcome.succeeded, SUCCEEDED)
+            if outcome.succeeded:
+                consumer_gate.succeeded(self.consumer, probe=probe)
             counts["succeeded"] += len(outcome.succeeded)
             outcomes.update(dict.fromkeys(outcome.succeeded, "succeeded"))
             if outcome.untried:
                 self._pass_on([(event_id, payloads[event_id]) for event_id in outcome.untried])
                 counts["passed_on"] += len(outcome.untried)
             log.info("consumer=%s batch of %d: %s", self.consumer, len(items), counts)
-            return self._settle_failures(outcome, payloads, counts, outcomes)
+            return self._settle_failures(outcome, payloads, counts, outcomes, probe=probe)
         finally:
             for event_id, span in spans.items():
                 tracing.end(span, outcome=outcomes.get(event_id, "passed_on"))
@@ -264,13 +285,22 @@ class DeliveryTask(Task):
         return outcome
 
     def _settle_failures(self, outcome: BatchOutcome, payloads: dict[str, Any],
-                         counts: dict[str, int], outcomes: dict[str, str]) -> dict[str, int]:
+                         counts: dict[str, int], outcomes: dict[str, str], *,
+                         probe: bool = False) -> dict[str, int]:
         """Dead-letter the permanent failures; retry the transient one (at most one: the batch
         stopped there) as a single-delivery message of this task, which Flower shows as RETRY."""
         policy = self.policy()
         failures = {event_id: (exc, tb) for event_id, exc, tb in outcome.failed}
+        held = [event_id for event_id, exc, _tb in outcome.failed
+                if consumer_gate.failed(self.consumer, exc, probe=probe)]
+        for event_id in held:  # the breaker is open: the outage's failure, not the message's
+            consumer_gate.hold_failed(self, (event_id, payloads[event_id]), self._queue(),
+                                      _describe(failures[event_id][0]))
+            counts["held"] += 1
+            outcomes[event_id] = "held"
         settled = decisions.settle_batch(
-            [(event_id, _is_transient(exc)) for event_id, exc, _tb in outcome.failed], policy)
+            [(event_id, _is_transient(exc)) for event_id, exc, _tb in outcome.failed if event_id not in held],
+            policy)
         first_dead: BaseException | None = None
         for event_id in settled.bury:
             exc, tb = failures[event_id]
@@ -334,7 +364,8 @@ class DeliveryTask(Task):
                 for event_id in event_ids
             ])
 
-    def _run(self, event_id: str, attempt: int, policy: RetryPolicy, effect: Effect) -> str:
+    def _run(self, event_id: str, attempt: int, policy: RetryPolicy, effect: Effect, *,
+             payload: Any = None, probe: bool = False) -> str:
         try:
             first = deliveries.deliver(
                 runtime.current().session_factory, event_id=event_id, consumer=self.consumer,
@@ -343,6 +374,10 @@ class DeliveryTask(Task):
         except Retry:
             raise
         except Exception as exc:  # PermanentError, or a bug, is given up at once
+            if consumer_gate.failed(self.consumer, exc, probe=probe):
+                consumer_gate.hold_failed(self, (event_id, payload), self._queue(), _describe(exc))
+                tracing.annotate(outcome="held")
+                return "held"
             decision = decisions.after_failure(transient=_is_transient(exc), attempt=attempt, policy=policy)
             if isinstance(decision, decisions.GiveUp):
                 return self._give_up(event_id, attempt, exc, tb=traceback.format_exc())
@@ -357,6 +392,7 @@ class DeliveryTask(Task):
                      event_id, self.consumer, attempt)
             return "duplicate"
         log.info("event=%s consumer=%s attempt=%d succeeded", event_id, self.consumer, attempt)
+        consumer_gate.succeeded(self.consumer, probe=probe)
         self._announce(event_id, SUCCEEDED, attempt)
         return "succeeded"
 

@@ -55,6 +55,18 @@ def problems(app: Celery, settings: Settings | None = None) -> list[str]:
             "first and its message is acknowledged, not redelivered"
         )
     found += _retention_problems(settings, visibility=visibility, time_limit=time_limit)
+    unknown = sorted(set(settings.rate_limits) - set(all_consumers()))
+    if unknown:
+        found.append(f"ORDERFLOW_RATE_LIMITS names unknown consumer(s) {', '.join(unknown)}: "
+                     f"one of {', '.join(all_consumers())}")
+    # A held message waits up to the probe cap plus one probe interval (its jitter).
+    hold_max = settings.breaker_probe_max_seconds + settings.breaker_probe_seconds
+    if hold_max + time_limit >= visibility:
+        found.append(
+            f"ORDERFLOW_BREAKER_PROBE_MAX_SECONDS + ORDERFLOW_BREAKER_PROBE_SECONDS ({hold_max:g}s) + "
+            f"task_time_limit {time_limit}s must stay below the visibility timeout {visibility}s, or "
+            "Redis runs a held message twice"
+        )
     if settings.lease_seconds <= time_limit:
         found.append(f"ORDERFLOW_LEASE_SECONDS {settings.lease_seconds:g} must exceed "
                      f"task_time_limit {time_limit}")

@@ -31,6 +31,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.OrderflowError], int]] = [
     (errors.DeliveryNotFound, 404),
     (errors.NotReplayable, 409),
     (errors.ReplayFailed, 503),
+    (errors.UnknownConsumer, 404),
 ]
 
 

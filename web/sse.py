@@ -5,7 +5,7 @@ then read the current state from the database. A change committed in between
 arrives on the channel (and is dropped as a duplicate if the read already saw
 it); reading first would lose it. Channel messages only move a delivery forward —
 one older than what was already sent is skipped — so the client sees each
-delivery's states in order: pending, running, retrying (attempt n), ...,
+delivery's states in order: pending, running, retrying (attempt n), held, ...,
 succeeded | dead. A database read is never older than a message already sent
 (a state is announced after it commits), so what it shows is sent as is: that
 is how an operator's replay of a dead letter (back to pending) shows up.
@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 Status = dict[str, Any]
 Snapshot = Callable[[], list[Status]]
 
-RANK = {"pending": 0, "running": 1, "retrying": 2, "succeeded": 3, "dead": 3, "discarded": 4}
+# `held` (consumer paused or breaker open) comes after `retrying` of the same attempt: a
+# retry that comes back to an open breaker is held without spending an attempt.
+RANK = {"pending": 0, "running": 1, "retrying": 2, "held": 3, "succeeded": 4, "dead": 4, "discarded": 5}
 POLL_SECONDS_WITHOUT_REDIS = 1.0
 
 
