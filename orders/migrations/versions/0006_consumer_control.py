@@ -5,7 +5,7 @@ and kept across restarts (outbox/consumer_control.py); `consumer_actions` is
 who paused or resumed a consumer, when and why, and when its breaker opened
 and closed.
 
-Revision ID: 0006_consumer_control
+Revision ID: 0006
 Revises: 0005
 """
 import sqlalchemy as sa

@@ -4,8 +4,8 @@ With tracing on (OTEL_EXPORTER_OTLP_ENDPOINT), POST /orders starts a trace; the
 relay, the workers and the dead-letter tools find it through this column
 (a W3C traceparent). Null when tracing is off.
 
-Revision ID: 0007_trace_and_versions
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 import sqlalchemy as sa
 from alembic import op
