@@ -76,6 +76,17 @@ class Settings:
     # A comment line on an idle Server-Sent Events stream, so proxies keep it open
     # and a closed client is noticed.
     sse_keepalive_seconds: float = 15.0
+    # --- the stream server (live/, `python -m live`): GET /orders/<id>/events ---
+    # Where browsers reach it: the order page's EventSource and the API's redirect point
+    # here. "" = the same origin (a proxy routes /orders/*/events to the stream server).
+    stream_public_url: str = "http://127.0.0.1:8001"
+    # Open streams one stream server process holds at most, and per client address;
+    # beyond them it answers 503 / 429 with Retry-After.
+    stream_max_open: int = 10_000
+    stream_max_per_client: int = 50
+    # Threads reading the database for the streams: also the most database connections
+    # one stream server process opens.
+    stream_db_threads: int = 4
     # --- delivery: what the Celery configuration and the safety checks are built from ---
     # A message taken but not acked is handed out again after this long (Redis). Every
     # backoff cap plus the task time limit must stay below it (tasks/safety.py checks).
@@ -118,6 +129,14 @@ class Settings:
             admin_password=env.get("ORDERFLOW_ADMIN_PASSWORD") or None,
             flower_url=(env.get("FLOWER_URL") or defaults.flower_url).rstrip("/"),
             sse_keepalive_seconds=float(env.get("SSE_KEEPALIVE_SECONDS", defaults.sse_keepalive_seconds)),
+            stream_public_url=env.get("STREAM_PUBLIC_URL", defaults.stream_public_url).rstrip("/"),
+            stream_max_open=parse_positive_int(
+                "STREAM_MAX_OPEN", env.get("STREAM_MAX_OPEN") or str(defaults.stream_max_open)),
+            stream_max_per_client=parse_positive_int(
+                "STREAM_MAX_PER_CLIENT",
+                env.get("STREAM_MAX_PER_CLIENT") or str(defaults.stream_max_per_client)),
+            stream_db_threads=parse_positive_int(
+                "STREAM_DB_THREADS", env.get("STREAM_DB_THREADS") or str(defaults.stream_db_threads)),
             broker_visibility_timeout=int(
                 env.get("BROKER_VISIBILITY_TIMEOUT", defaults.broker_visibility_timeout)),
             task_soft_time_limit=int(env.get("TASK_SOFT_TIME_LIMIT", defaults.task_soft_time_limit)),
@@ -157,6 +176,16 @@ def parse_batch_max(value: str) -> int:
         parsed = 0
     if parsed < 1:
         raise ValueError(f"DELIVERY_BATCH_MAX must be a whole number >= 1, not {value!r}")
+    return parsed
+
+
+def parse_positive_int(name: str, value: str) -> int:
+    try:
+        parsed = int(value)
+    except ValueError:
+        parsed = 0
+    if parsed < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
     return parsed
 
 
