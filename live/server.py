@@ -170,6 +170,7 @@ async def _close_streams(app: web.Application) -> None:
 
 
 def _database_reader(settings: Settings) -> ReadMany:
+    import orders.subscriptions  # noqa: F401  (the declarations: which consumers each event has)
     from orders.queries import statuses_of_orders
     from outbox.db import make_engine, make_session_factory
 

@@ -1,4 +1,6 @@
-"""The stream server (live/) on a free port, on an event loop in a thread of the test process."""
+"""The stream server (live/) on a free port, on an event loop in a thread of the test process.
+
+Everything happens on that thread (a test's own thread may already run a loop: Playwright's)."""
 
 from __future__ import annotations
 
@@ -17,17 +19,36 @@ from live.server import create_app
 @contextmanager
 def serve_streams(settings: Settings) -> Iterator[str]:
     """Yield the stream server's base URL while it runs; stopped (streams closed) afterwards."""
-    loop = asyncio.new_event_loop()
     port = free_port()
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True, shutdown_timeout=2)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, name="test-streams", daemon=True)
+    ready = threading.Event()
+    control: dict[str, object] = {}
+
+    async def main() -> None:
+        runner = web.AppRunner(create_app(settings), handler_cancellation=True, shutdown_timeout=2)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            stop = asyncio.Event()
+            control.update(loop=asyncio.get_running_loop(), stop=stop)
+            ready.set()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            control["error"] = exc
+            ready.set()
+
+    thread = threading.Thread(target=run, name="test-streams", daemon=True)
     thread.start()
+    if not ready.wait(timeout=15) or "error" in control:
+        raise AssertionError(f"the stream server did not start: {control.get('error')!r}")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=15)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+        loop, stop = control["loop"], control["stop"]
+        loop.call_soon_threadsafe(stop.set)  # type: ignore[attr-defined]
+        thread.join(timeout=15)
