@@ -1,6 +1,7 @@
 """Many live-status watchers in one process: what a crowd of order pages does to the stream server.
 
     python -m devtools.watchers http://127.0.0.1:8001/orders/<id>/events --count 1000
+    python -m devtools.watchers URL1 URL2 ... --count 5000      # spread over several orders
 
 Each watcher is one `GET .../events` read on an asyncio loop (aiohttp's client), so a
 thousand cost a thread and a few megabytes here. The tests and bench/streams.py use
@@ -138,13 +139,14 @@ class Crowd:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devtools.watchers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("url", help="a stream's URL: http://127.0.0.1:8001/orders/<id>/events")
+    parser.add_argument("urls", nargs="+", metavar="url",
+                        help="a stream's URL, http://127.0.0.1:8001/orders/<id>/events; several: in turn")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=600.0, help="stop after this long at most")
     args = parser.parse_args()
     started = time.monotonic()
     with Crowd() as crowd:
-        crowd.open([args.url] * args.count)
+        crowd.open([args.urls[i % len(args.urls)] for i in range(args.count)])
         while time.monotonic() - started < args.seconds:
             watchers = crowd.watchers
             states: dict[str, int] = {}
@@ -153,8 +155,11 @@ def main() -> None:
                     states[f"{consumer}={state}"] = states.get(f"{consumer}={state}", 0) + 1
             refused = sum(1 for w in watchers if w.status not in (None, 200))
             ended = sum(1 for w in watchers if w.ended)
-            print(f"{time.monotonic() - started:6.1f}s open={sum(1 for w in watchers if not w.closed)} "
-                  f"refused={refused} ended={ended} {dict(sorted(states.items()))}", flush=True)
+            # streaming: answered 200 and still open
+            streaming = sum(1 for w in watchers if w.status == 200 and w.messages and not w.closed)
+            closed = sum(1 for w in watchers if w.closed)
+            print(f"{time.monotonic() - started:6.1f}s streaming={streaming} refused={refused} "
+                  f"ended={ended} closed={closed} {dict(sorted(states.items()))}", flush=True)
             if all(w.closed for w in watchers):
                 break
             time.sleep(1.0)
