@@ -77,6 +77,17 @@ class Settings:
     # A comment line on an idle Server-Sent Events stream, so proxies keep it open
     # and a closed client is noticed.
     sse_keepalive_seconds: float = 15.0
+    # --- the stream server (live/, `python -m live`): GET /orders/<id>/events ---
+    # Where browsers reach it: the order page's EventSource and the API's redirect point
+    # here. "" = the same origin (a proxy routes /orders/*/events to the stream server).
+    stream_public_url: str = "http://127.0.0.1:8001"
+    # Open streams one stream server process holds at most, and per client address;
+    # beyond them it answers 503 / 429 with Retry-After.
+    stream_max_open: int = 10_000
+    stream_max_per_client: int = 50
+    # Threads reading the database for the streams: also the most database connections
+    # one stream server process opens.
+    stream_db_threads: int = 4
     # --- delivery: what the Celery configuration and the safety checks are built from ---
     # A message taken but not acked is handed out again after this long (Redis). Every
     # backoff cap plus the task time limit must stay below it (tasks/safety.py checks).
@@ -124,8 +135,8 @@ class Settings:
             relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", defaults.relay_poll_seconds)),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", defaults.relay_batch_size)),
             relay_linger_seconds=float(env.get("RELAY_LINGER_SECONDS", defaults.relay_linger_seconds)),
-            delivery_batch_max=parse_batch_max(
-                env.get("DELIVERY_BATCH_MAX") or str(defaults.delivery_batch_max)),
+            delivery_batch_max=parse_positive_int(
+                env.get("DELIVERY_BATCH_MAX") or str(defaults.delivery_batch_max), name="DELIVERY_BATCH_MAX"),
             reconcile_after_seconds=float(
                 env.get("RECONCILE_AFTER_SECONDS", defaults.reconcile_after_seconds)
             ),
@@ -138,6 +149,14 @@ class Settings:
             admin_password=env.get("ORDERFLOW_ADMIN_PASSWORD") or None,
             flower_url=(env.get("FLOWER_URL") or defaults.flower_url).rstrip("/"),
             sse_keepalive_seconds=float(env.get("SSE_KEEPALIVE_SECONDS", defaults.sse_keepalive_seconds)),
+            stream_public_url=env.get("STREAM_PUBLIC_URL", defaults.stream_public_url).rstrip("/"),
+            stream_max_open=parse_positive_int(
+                env.get("STREAM_MAX_OPEN") or str(defaults.stream_max_open), name="STREAM_MAX_OPEN"),
+            stream_max_per_client=parse_positive_int(
+                env.get("STREAM_MAX_PER_CLIENT") or str(defaults.stream_max_per_client),
+                name="STREAM_MAX_PER_CLIENT"),
+            stream_db_threads=parse_positive_int(
+                env.get("STREAM_DB_THREADS") or str(defaults.stream_db_threads), name="STREAM_DB_THREADS"),
             broker_visibility_timeout=int(
                 env.get("BROKER_VISIBILITY_TIMEOUT", defaults.broker_visibility_timeout)),
             task_soft_time_limit=int(env.get("TASK_SOFT_TIME_LIMIT", defaults.task_soft_time_limit)),
@@ -185,16 +204,6 @@ def parse_publish_mode(value: str) -> str:
     return mode
 
 
-def parse_batch_max(value: str) -> int:
-    try:
-        parsed = int(value)
-    except ValueError:
-        parsed = 0
-    if parsed < 1:
-        raise ValueError(f"DELIVERY_BATCH_MAX must be a whole number >= 1, not {value!r}")
-    return parsed
-
-
 def parse_retry_policies(value: str) -> dict[str, dict[str, Any]]:
     """ORDERFLOW_RETRY_POLICIES: a JSON object of consumer -> {field: value}."""
     try:
@@ -230,6 +239,7 @@ def format_duration(seconds: float) -> str:
 
 
 def parse_positive_int(value: str, *, name: str) -> int:
+    """A whole number >= 1; else a ValueError naming the variable."""
     try:
         parsed = int(value)
     except ValueError:

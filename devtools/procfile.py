@@ -14,6 +14,9 @@ from outbox.subscriptions import durable_subscribers
 
 WEB = ("gunicorn --bind 127.0.0.1:${WEB_PORT:-8000} --workers 2 --threads 4 --worker-class gthread "
        "--access-logfile - 'web:create_app()'")
+# The live status streams (GET /orders/<id>/events): an event loop of their own, so open
+# streams never take a gunicorn thread from the API (live/__init__.py).
+STREAM = "python -m live --port ${STREAM_PORT:-8001}"
 RELAY = "python -m tasks.relay"
 FLOWER = ('test -n "$FLOWER_BASIC_AUTH" || { echo "flower: refusing to start without '
           'FLOWER_BASIC_AUTH=user:password (make run generates one)" >&2; exit 1; }; '
@@ -37,8 +40,10 @@ def worker_queues() -> list[str]:
 
 
 def app_processes() -> dict[str, str]:
-    """Every process of the system itself, in start order: web, relay, one worker per queue, Flower."""
-    return {"web": WEB, "relay": RELAY, **{q: worker(q) for q in worker_queues()}, "flower": FLOWER}
+    """Every process of the system itself, in start order: web, the stream server, relay, one
+    worker per queue, Flower."""
+    return {"web": WEB, "stream": STREAM, "relay": RELAY, **{q: worker(q) for q in worker_queues()},
+            "flower": FLOWER}
 
 
 def procfile() -> str:

@@ -20,7 +20,7 @@ from devtools.secrets import ensure_password
 
 VAR_DIR = var_dir()  # devtools read the environment directly (they are not the app)
 
-# web, relay, one worker per declared consumer queue, Flower (devtools/procfile.py)
+# web, stream, relay, one worker per declared consumer queue, Flower (devtools/procfile.py)
 APP_PROCESSES = list(app_processes())
 
 
@@ -42,6 +42,9 @@ def plan(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
         processes.insert(0, "smtp")
     env["ORDERFLOW_VAR_DIR"] = str(VAR_DIR)
     env.setdefault("WEB_PORT", "8000")
+    env.setdefault("STREAM_PORT", "8001")
+    # The order page's EventSource reads the stream server directly (its own port).
+    env.setdefault("STREAM_PUBLIC_URL", f"http://127.0.0.1:{env['STREAM_PORT']}")
     env.setdefault("FLOWER_PORT", "5555")
     env.setdefault("FLOWER_URL", f"http://127.0.0.1:{env['FLOWER_PORT']}")
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -87,6 +90,7 @@ def main() -> None:
         sys.exit(1)
     print(f"web      http://127.0.0.1:{env['WEB_PORT']}")
     print(f"operator http://127.0.0.1:{env['WEB_PORT']}/admin")
+    print(f"streams  {env['STREAM_PUBLIC_URL']}/orders/<id>/events (the live status, SSE)")
     print(f"flower   http://127.0.0.1:{env['FLOWER_PORT']}")
     for line in logins(env):
         print(line)

@@ -123,3 +123,24 @@ def list_products(session_factory: SessionFactory) -> list[dict[str, Any]]:
         {"sku": p.sku, "name": p.name, "price_cents": p.price_cents, "stock": p.stock}
         for p in products
     ]
+
+
+def delivery_statuses(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An order's durable deliveries as flat status messages (the live stream's shape,
+    `outbox.status_feed.status_message`); in-process subscribers keep no record."""
+    return [
+        {"event_id": event["event_id"], "consumer": consumer, "state": d["state"],
+         "attempts": d["attempts"], "last_error": d["last_error"]}
+        for event in events if not event.get("pruned")  # its records are gone: nothing live to watch
+        for consumer, d in event["deliveries"].items()
+    ]
+
+
+def statuses_of_orders(session_factory: SessionFactory,
+                       order_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per order found: its delivery statuses, for many orders in three queries (the stream
+    server's reads); an unknown order is absent from the answer."""
+    with session_factory() as session:
+        found = list(session.scalars(select(Order.id).where(Order.id.in_(order_ids))))
+        events = events_of(session, found)
+    return {order_id: delivery_statuses(events[order_id]) for order_id in found}

@@ -22,6 +22,8 @@ from outbox.clock import utcnow
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "orderflow:deliveries:"
+# Every event's channel: what a listener that serves many orders subscribes to, once.
+CHANNEL_PATTERN = f"{CHANNEL_PREFIX}*"
 
 _clients: dict[str, redis.Redis] = {}
 _subscribers: dict[str, redis.Redis] = {}
@@ -38,6 +40,17 @@ def status_message(*, event_id: str, consumer: str, state: str, attempts: int,
     """The one shape of a delivery status, on the channel and in the SSE stream."""
     return {"event_id": event_id, "consumer": consumer, "state": state, "attempts": attempts,
             "last_error": last_error}
+
+
+def parse(data: bytes | str) -> dict[str, Any] | None:
+    """A status from a channel message; None (and a warning) when it is not one."""
+    try:
+        found = json.loads(data)
+        return status_message(**{k: found[k] for k in
+                                 ("event_id", "consumer", "state", "attempts", "last_error")})
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring a malformed live message: %r", data)
+        return None
 
 
 def announce(redis_url: str, *, event_id: str, consumer: str, state: str, attempts: int,
