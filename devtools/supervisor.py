@@ -151,7 +151,7 @@ class Supervisor:
                 child.popen, child.restart_at = None, now + delay
                 child.restarts += 1
                 self.say(f"{child.name} {describe_exit(popen.returncode)} after {ran:.0f}s; "
-                         f"restarting in {delay:.0f}s (restart {child.restarts})")
+                         f"restarting in {delay:g}s (restart {child.restarts})")
                 self._changed()
             elif child.popen is None and child.restart_at is not None and now >= child.restart_at:
                 self._spawn(child)

@@ -28,6 +28,8 @@ class ReadinessWatcher:
         self.slow_after = slow_after
         self.ready_pid: dict[str, int] = {}  # the pid that answered, per process
         self.announced = False
+        # Set once everything is started (after the database is migrated): no "ready" before.
+        self.everything_started = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="readiness")
 
@@ -60,7 +62,7 @@ class ReadinessWatcher:
                     if self.announced:
                         self.supervisor.say(f"{name} is ready again (pid {pid})")
                     self.on_change()
-            if not self.announced and self.all_ready:
+            if not self.announced and self.everything_started.is_set() and self.all_ready:
                 self.announced = True
                 self.on_change()
                 self.on_ready()
