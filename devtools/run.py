@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     the_plan = plan({**read_dotenv(), **os.environ}, servers_only=args.servers_only)
     login_lines = [] if args.servers_only else logins(the_plan.env)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Ctrl-C, a kill, or the terminal closing (SIGHUP): stop every process, then exit.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     local_run = LocalRun(the_plan, login_lines)
     code = 0
