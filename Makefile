@@ -1,11 +1,11 @@
 # Two commands on a fresh machine with Python 3.11+ and make:
-#   make run    install into .venv and run the whole system
+#   make run    install into .venv and run the whole system (restarts any process that exits)
 #   make test   install into .venv and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint clean bench bench-streams
+.PHONY: install run services test lint clean bench bench-streams
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(VENV)/.installed
 
 run: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m devtools.run
+
+# Only the local Redis, PostgreSQL and SMTP sink (for the Django / Flask examples): prints what to export.
+services: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m devtools.run --servers-only
 
 test: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)

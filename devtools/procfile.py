@@ -22,10 +22,12 @@ FLOWER = ('test -n "$FLOWER_BASIC_AUTH" || { echo "flower: refusing to start wit
           'FLOWER_BASIC_AUTH=user:password (make run generates one)" >&2; exit 1; }; '
           "exec celery -A tasks flower --address=127.0.0.1 --port=${FLOWER_PORT:-5555} "
           "--persistent=True --db=${ORDERFLOW_VAR_DIR:-var}/flower.db")
-# Local stand-ins that `make run` adds only when REDIS_URL / SMTP_URL are not given.
+# Local stand-ins that `make run` adds only when REDIS_URL / SMTP_URL / DATABASE_URL are not given.
 LOCAL_SERVICES = {
     "redis": "python -m devtools.local_redis --port ${LOCAL_REDIS_PORT:-6390}",
     "smtp": "python -m devtools.smtp_sink --port ${LOCAL_SMTP_PORT:-8025}",
+    "postgres": ("python -m devtools.local_postgres --port ${LOCAL_POSTGRES_PORT:-5433} "
+                 "--data-dir ${ORDERFLOW_VAR_DIR:-var}/postgres"),
 }
 # The plain notice task's queue (tasks/notice_task.py): not a declared consumer.
 EXTRA_QUEUES = ("notifications",)

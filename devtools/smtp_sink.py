@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 
@@ -97,7 +98,7 @@ class SmtpSink:
 
     def start(self) -> None:
         # A stopped aiosmtpd Controller cannot start again: make a new one each time.
-        options: dict[str, object] = {"enable_SMTPUTF8": self.smtputf8}
+        options: dict[str, Any] = {"enable_SMTPUTF8": self.smtputf8}
         if self.size_limit is not None:
             options["data_size_limit"] = self.size_limit
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)

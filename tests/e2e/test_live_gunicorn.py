@@ -17,8 +17,8 @@ from config.settings import PROJECT_ROOT
 from devtools.ports import free_port, wait_for_port
 from orders.seed import seed_products
 from outbox.db import make_engine, make_session_factory
-from tests.e2e.test_procfile import http_json
 from tests.support.databases import fresh_database
+from tests.support.local_run import http_json
 from tests.support.orders import order_input
 from tests.support.processes import stop
 from tests.support.sse import open_stream
