@@ -28,6 +28,12 @@ def var_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("ORDERFLOW_VAR_DIR") or PROJECT_ROOT / "var")
 
 
+def environment() -> dict[str, str]:
+    """A copy of the process environment, for an entry point that completes it before
+    building its Settings (the CLI finding `make run`'s system)."""
+    return dict(os.environ)
+
+
 def operator_name(environ: Mapping[str, str] | None = None) -> str:
     """Who runs a CLI command, for the audit trail: $USER, else the login name, else ""."""
     env = os.environ if environ is None else environ

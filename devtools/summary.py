@@ -43,7 +43,7 @@ def summary_lines(env: dict[str, str], *, servers: list[str], logins: list[str],
         if not apps:
             exports += [f"SMTP_URL={env['SMTP_URL']}"] if "smtp" in servers else []
             lines.append(f"use      in another terminal: export {' '.join(exports)}")
-        else:
-            lines.append(f"cli      in another terminal: export {' '.join(exports)}; .venv/bin/orderflow ...")
+        else:  # the CLI reads var/system.json: nothing to export (cli/local_system.py)
+            lines.append("cli      in another terminal: .venv/bin/orderflow status   (it finds this system)")
     lines.append("stop     Ctrl-C stops everything; a process that exits on its own is restarted")
     return lines

@@ -72,7 +72,9 @@ def system(tmp_path: Path, redis_url: str) -> Iterator[System]:
             # One delivery per message: a batch that meets the failing mail server releases
             # its untried deliveries (back to pending), and the watched orders would take
             # turns reaching "retrying".
-            DELIVERY_BATCH_MAX="1")
+            DELIVERY_BATCH_MAX="1",
+            # Every order keeps retrying (the state this test watches): no breaker holding them.
+            ORDERFLOW_BREAKER_FAILURES="0")
         procs = Processes(tmp_path / "logs", env)
         try:
             web = procs.web()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from config.settings import PROJECT_ROOT
 from tests.support.local_run import LocalRun, http_json, local_run
 from tests.support.orders import order_input
 from tests.support.sse import read_until_end
@@ -44,3 +48,23 @@ def test_order_over_http_is_delivered_to_every_consumer(system: LocalRun):
     assert {i.data["consumer"]: i.data["state"] for i in items if i.kind == "message"} == states
     [mail] = system.mail()
     assert f"Your order {order_id} is confirmed" in mail
+
+def test_the_command_line_finds_the_running_system_with_nothing_exported(system: LocalRun):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "SMTP_URL")}
+    env["ORDERFLOW_VAR_DIR"] = str(system.var_dir)
+
+    def orderflow(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cli", *argv], cwd=PROJECT_ROOT, env=env, text=True,
+                              capture_output=True, timeout=60)
+
+    status = orderflow("status")
+    assert status.returncode == 0, status.stderr
+    assert "is ready" in status.stdout and "embedded PostgreSQL" in status.stdout
+    for name in ("web", "relay", "email", "inventory", "analytics", "flower", "stream", "postgres", "redis"):
+        assert any(line.startswith(name) and " ready " in line for line in status.stdout.splitlines()), (
+            name, status.stdout)
+
+    listed = orderflow("dead-letters", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "using the system make run started" in listed.stderr and "postgresql" in listed.stderr
+    assert listed.stdout.strip() == "no dead deliveries match"
