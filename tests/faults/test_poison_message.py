@@ -14,7 +14,7 @@ from kombu import Queue
 
 from tasks.publisher import publish_events
 from tests.support.orders import deliveries_of, outbox_event, place
-from tests.support.poison_worker import POISON_QUEUE, POISON_TASK
+from tests.support.poison import POISON_QUEUE, POISON_TASK
 from tests.support.waiting import wait_until
 
 MAX_RETRIES = 1  # so the handler may run max_retries + 1 = 2 times

@@ -18,10 +18,7 @@ from outbox.policies import RetryPolicy
 from outbox.subscriptions import Subscriber, declare
 from outbox.versions import declare_version
 from tasks import app
-
-POISON_EVENT = "test.poison"
-POISON_QUEUE = "poison"
-POISON_TASK = "orders.poison.explode"
+from tests.support.poison import POISON_EVENT, POISON_QUEUE, POISON_TASK
 
 
 def explode(_session: Any, _event_id: str, payload: dict[str, Any]) -> None:

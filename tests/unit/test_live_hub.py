@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -54,8 +56,15 @@ def run_pump(first: list[dict], updates: list[Update], began: float = 0.0,
     async def write(text: str) -> None:
         written.append(text)
 
-    asyncio.run(asyncio.wait_for(pump(write, watcher, first, began, keepalive_seconds=keepalive), 5))
+    run_in_own_loop(asyncio.wait_for(pump(write, watcher, first, began, keepalive_seconds=keepalive), 5))
     return written
+
+
+def run_in_own_loop(coroutine: Any) -> Any:
+    """asyncio.run on a thread of its own: a session-wide Playwright (the browser tests) keeps an
+    event loop running in the main thread, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def shown(written: list[str]) -> list[tuple[str, int]]:
