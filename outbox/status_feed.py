@@ -1,4 +1,5 @@
-"""Live delivery status: every state change of a delivery, published on Redis pub/sub.
+"""Live delivery status: every state change of a delivery, published on Redis pub/sub
+(with a Redis broker) or PostgreSQL NOTIFY (with RabbitMQ: no Redis needed).
 
 The consumer tasks call `announce(...)` right after recording a state in the
 database; `GET /orders/<id>/events` (web/live.py) relays it as Server-Sent
@@ -6,6 +7,10 @@ Events. Pub/sub stores nothing: a listener that is not subscribed misses the
 message, which is why the stream reads the database state after subscribing.
 Announcing is best effort: it never raises, so a Redis hiccup can never fail
 or retry a delivery (the record in the database stays the truth).
+
+The feed URL (`Settings.status_feed_url`) says where: `redis://...` (pub/sub),
+`postgresql...` (NOTIFY on a channel per event, outbox/status_notify.py), or ""
+(none: RabbitMQ with SQLite; announcing does nothing and the stream polls the database).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 
 import redis
 
+from config.settings import is_postgresql
+from outbox import status_notify
 from outbox.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -50,7 +57,13 @@ def announce(redis_url: str, *, event_id: str, consumer: str, state: str, attemp
 def announce_many(redis_url: str, messages: list[dict[str, Any]]) -> bool:
     """Publish several state changes in one round trip (a batch of deliveries); never raises."""
     at = utcnow().isoformat()
+    if not redis_url:
+        return False  # no feed configured: listeners poll the database
     try:
+        if is_postgresql(redis_url):
+            status_notify.notify(redis_url, [(channel_for(m["event_id"]), json.dumps({**m, "at": at}))
+                                             for m in messages])
+            return True
         pipeline = client(redis_url).pipeline(transaction=False)
         for message in messages:
             pipeline.publish(channel_for(message["event_id"]), json.dumps({**message, "at": at}))
@@ -85,3 +98,16 @@ def subscriber(redis_url: str) -> redis.Redis:
             found = _subscribers[redis_url] = redis.Redis.from_url(
                 redis_url, socket_connect_timeout=1, socket_keepalive=True)
         return found
+
+
+def subscribe(feed_url: str, event_ids: list[str]) -> Any:
+    """A subscription to the events' channels: `get_message(timeout)` (a dict with "type" and
+    "data", or None) and `close()`. Raises when there is no feed: the caller polls instead."""
+    channels = [channel_for(e) for e in event_ids]
+    if not feed_url:
+        raise LookupError("no live status feed (RabbitMQ with SQLite): polling the database")
+    if is_postgresql(feed_url):
+        return status_notify.Listener(feed_url, channels)
+    pubsub = subscriber(feed_url).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(*channels)
+    return pubsub

@@ -36,7 +36,7 @@ def order_events(order_id: str) -> Response:
     svc = services()
     order = get_order(svc.session_factory, order_id)  # 404 before the stream starts
     stream = delivery_stream(
-        redis_url=svc.settings.redis_url,
+        redis_url=svc.settings.status_feed_url,
         event_ids=[event["event_id"] for event in order["events"]],
         snapshot=lambda: statuses(get_order(svc.session_factory, order_id)),
         keepalive_seconds=svc.settings.sse_keepalive_seconds,

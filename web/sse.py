@@ -100,9 +100,10 @@ def _all_final(sent: dict[tuple[str, str], Status]) -> bool:
 
 def _subscribe(redis_url: str, event_ids: list[str]) -> PubSub | None:
     try:
-        pubsub = status_feed.subscriber(redis_url).pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(*[status_feed.channel_for(e) for e in event_ids])
-        return pubsub
+        # Redis pub/sub, or PostgreSQL LISTEN with RabbitMQ; none (raises) with RabbitMQ + SQLite.
+        return status_feed.subscribe(redis_url, event_ids)  # type: ignore[no-any-return]
+    except LookupError:  # no feed by configuration: polling is the plan, not a problem
+        return None
     except Exception as exc:  # no live updates: fall back to reading the database
         log.warning("live updates unavailable (%s); polling the database", type(exc).__name__)
         return None
