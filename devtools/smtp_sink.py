@@ -56,8 +56,10 @@ class SmtpSink:
     """An aiosmtpd server on 127.0.0.1:<port> with a ScriptedHandler."""
 
     def __init__(self, mail_dir: Path, *, port: int = 0, fail_first: int = 0, fail_code: int = 451,
-                 delay_seconds: float = 0.0):
+                 delay_seconds: float = 0.0, host: str = "127.0.0.1"):
         from devtools.ports import free_port
+
+        self.host = host  # another address for hosts in network namespaces (tests/hosts)
 
         self.handler = ScriptedHandler(mail_dir, fail_first=fail_first, fail_code=fail_code,
                                        delay_seconds=delay_seconds)
@@ -66,14 +68,14 @@ class SmtpSink:
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"smtp://{self.host}:{self.port}"
 
     def messages(self) -> list[bytes]:
         return [p.read_bytes() for p in sorted(self.handler.mail_dir.glob("*.eml"))]
 
     def start(self) -> None:
         # A stopped aiosmtpd Controller cannot start again: make a new one each time.
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.handler, hostname=self.host, port=self.port)
         self.controller.start()
 
     def stop(self) -> None:
