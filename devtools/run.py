@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from config.settings import mask_url, var_dir
+from config.settings import is_rabbitmq, mask_url, var_dir
 from devtools.local_redis import is_reachable
 from devtools.ports import free_port, port_is_free
 from devtools.procfile import app_processes
@@ -28,7 +28,8 @@ def plan(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """The environment and the Procfile processes to start."""
     env = dict(env)
     processes = list(APP_PROCESSES)
-    if not (env.get("REDIS_URL") and is_reachable(env["REDIS_URL"])):
+    on_rabbitmq = is_rabbitmq(env.get("BROKER_URL") or "")  # then nothing needs Redis
+    if not on_rabbitmq and not (env.get("REDIS_URL") and is_reachable(env["REDIS_URL"])):
         if env.get("REDIS_URL"):
             print(f"REDIS_URL {mask_url(env['REDIS_URL'])} does not answer; starting a local Redis")
         port = free_port()
@@ -90,7 +91,7 @@ def main() -> None:
     print(f"flower   http://127.0.0.1:{env['FLOWER_PORT']}")
     for line in logins(env):
         print(line)
-    print(f"broker   {mask_url(env['REDIS_URL'])}")
+    print(f"broker   {mask_url(env.get('BROKER_URL') or env['REDIS_URL'])}")
     where = f" (mail stored in {VAR_DIR / 'mail'})" if "smtp" in processes else ""
     print(f"smtp     {env['SMTP_URL']}{where}")
     if "smtp" in processes and env.get("SMTP_SINK_FAIL_CODE"):
