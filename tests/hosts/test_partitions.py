@@ -110,7 +110,7 @@ def test_a_worker_host_cut_off_mid_batch_longer_than_its_lease(cluster, db, mail
                message="work1's worker acts again after the link returns")
     late = [line for line in cut_off.text()[logged:].splitlines() if "event=" in line or "Task " in line]
     for line in late[:6]:
-        say(f"work1 late: {line[:160]}")
+        say(f"work1 late: {line.split('] ', 1)[-1][:200]}")
     wait_until(lambda: stalling.waiting == 0, timeout=30, message="no client left at the SMTP server")
     after = {e: (d.state, d.attempts) for e in ids for d in [deliveries_of(db, e)["email"]]}
     assert after == before, "work1's late attempt changed a delivery record"

@@ -57,6 +57,9 @@ class Lab:
         self.hosts: dict[str, Host] = {}
         self._links = 0
         ip("link", "add", self.bridge, "type", "bridge")
+        # A bridge takes the lowest MAC of its ports unless given one: each host added
+        # would change the observer's MAC under the hosts' ARP caches (seconds of silence).
+        ip("link", "set", self.bridge, "address", f"02:13:00:00:{random.randrange(256):02x}:01")
         ip("addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
         ip("link", "set", self.bridge, "up")
 
