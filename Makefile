@@ -1,11 +1,11 @@
 # Two commands on a fresh machine with Python 3.11+ and make:
-#   make run    install into .venv and run the whole system
+#   make run    install into .venv and run the whole system (restarts any process that exits)
 #   make test   install into .venv and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint clean bench
+.PHONY: install run services test lint clean bench bench-streams
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(VENV)/.installed
 
 run: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m devtools.run
+
+# Only the local Redis, PostgreSQL and SMTP sink (for the Django / Flask examples): prints what to export.
+services: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m devtools.run --servers-only
 
 test: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
@@ -31,6 +35,10 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 
 bench: $(VENV)/.bench-installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BENCH_COMMAND="make bench $(BENCH_ARGS)" $(PY) -m bench.run $(BENCH_ARGS)
+
+# One section alone (~3 min): the API's latency with 0 to 5,000 open live-status streams.
+bench-streams: $(VENV)/.bench-installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BENCH_COMMAND="make bench-streams" $(PY) -m bench.streams
 
 lint: install
 	$(PY) -m ruff check .

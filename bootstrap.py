@@ -19,6 +19,7 @@ from celery import Celery
 
 from config.settings import Settings
 from orders.payments import PaymentGateway, SimulatedGateway
+from outbox import tracing
 from outbox.after_commit import AfterCommit, combine
 from outbox.db import SessionFactory, make_engine, make_session_factory
 from outbox.in_process import InProcessDispatcher
@@ -57,6 +58,7 @@ def build(settings: Settings | None = None, *, celery_app: Celery | None = None,
     if celery_app is None:
         from tasks import app as celery_app
     session_factory = make_session_factory(make_engine(settings.database_url))
+    tracing.configure(settings.otel_endpoint, settings.otel_service_name)  # no-op when unset
     fast_path = None
     if publisher is _DEFAULT:
         publisher = fast_path = default_publisher(celery_app, session_factory, settings)

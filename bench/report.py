@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -29,6 +30,11 @@ def write(meta: dict, results: dict, *, out: Path, charts: Path) -> str:
                           ("relay", relay_section), ("growth", growth_section)):
         if name in results:
             lines += section(results[name], charts, rel, verdicts)
+    streams = charts / "streams.json"
+    if streams.exists():  # measured by `python -m bench.streams`, on its own or from `make bench`
+        from bench.streams import section as streams_section
+
+        lines += streams_section(json.loads(streams.read_text()), verdicts)
     verdicts.sort(key=lambda v: int(v.split(".")[0]))
     lines[lines.index("<!-- verdicts -->")] = "\n".join(verdicts) or "(no section ran)"
     analysis = Path(__file__).with_name("analysis.md")

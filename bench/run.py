@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench import growth, producer, relay_rate, report, throughput
+from bench import growth, producer, relay_rate, report, streams, throughput
 from bench.common import REPO_ROOT, redis_server_binary, start_redis
 from bench.database import admin_url, throwaway_database
 from bench.services import smtp_sink
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--growth-large", type=int, default=500_000)
     p.add_argument("--growth-repeat", type=int, default=5,
                    help="repetitions of the growth measures (cheap next to seeding 500 k orders)")
-    p.add_argument("--only", nargs="*", choices=["throughput", "relay", "producer", "growth"],
+    p.add_argument("--only", nargs="*", choices=["throughput", "relay", "producer", "growth", "streams"],
                    help="run these sections; with an existing results.json, replace just them")
     p.add_argument("--out", default=str(REPO_ROOT / "BENCHMARKS.md"))
     p.add_argument("--charts", default=str(REPO_ROOT / "docs" / "bench"))
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.repeat < 3:
         print("bench: note: fewer than 3 repetitions is a smoke run, not a result", file=sys.stderr)
-    sections = set(args.only or ["throughput", "relay", "producer", "growth"])
+    sections = set(args.only or ["throughput", "relay", "producer", "growth", "streams"])
     command = (os.environ.get("BENCH_COMMAND") or "").strip()
     meta = {"command": command or " ".join(["python -m bench.run", *sys.argv[1:]]),
             "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                                                repeat=args.growth_repeat)
     finally:
         server.stop()
+    if "streams" in sections:  # its own Redis and database; its results in docs/bench/streams.json
+        streams.measure_and_save(Path(args.charts), repeat=args.repeat, command=meta["command"])
     meta["minutes"] = round((time.monotonic() - t_start) / 60, 1)
     meta["machine"]["load_end"] = os.getloadavg()
     raw = Path(args.charts) / "results.json"

@@ -5,6 +5,9 @@
     orderflow dead-letters replay 12 --reason "SMTP fixed"
     orderflow dead-letters replay --consumer email --since 2h --rate 5 --reason "SMTP fixed"
     orderflow dead-letters discard 12 --reason "customer cancelled"
+    orderflow dead-letters groups [--consumer email]     by consumer and error, with counts
+    orderflow dead-letters replay-group 3f2a9c0d11b7@812 --reason "SMTP fixed"   (exactly those listed)
+    orderflow dead-letters discard-group 3f2a9c0d11b7@812 --reason "addresses do not exist"
 
 Who did it is `--by` (default: $USER); replay and discard are kept in the audit trail.
 """
@@ -19,6 +22,7 @@ from bootstrap import Services
 from config.settings import mask_url, operator_name
 from orders.errors import InvalidArgument
 from outbox import dead_letter_actions as actions
+from outbox import dead_letter_groups as groups
 from outbox import dead_letters
 from outbox.db import SessionFactory
 
@@ -48,10 +52,24 @@ def add_parser(commands: Any) -> None:
     discard.add_argument("id", help="delivery id, or task id <event_id>:<consumer>")
     _add_audit(discard, reason_required=True)
 
+    groups = sub.add_parser("groups", help="dead letters grouped by consumer and error, with counts")
+    groups.add_argument("--consumer", help="only this consumer")
+    groups.add_argument("--json", action="store_true", help="JSON (with the delivery ids), not a table")
+    replay_group = sub.add_parser("replay-group", help="replay one group as listed (throttled)")
+    replay_group.add_argument("group", help="the GROUP column of `dead-letters groups`: <key>@<number>")
+    replay_group.add_argument("--rate", type=float, default=5.0, help="replays per second (default 5)")
+    _add_audit(replay_group, reason_required=False)
+    discard_group = sub.add_parser("discard-group", help="discard the letters of one group as listed")
+    discard_group.add_argument("group", help="the GROUP column of `dead-letters groups`")
+    _add_audit(discard_group, reason_required=True)
+
 
 def run(args: argparse.Namespace, services: Services) -> None:
     if args.action == "replay":
         _replay(args, services)
+        return
+    if args.action in ("groups", "replay-group", "discard-group"):
+        _groups(args, services)
         return
     {"list": _list, "show": _show, "discard": _discard}[args.action](args, services.session_factory)
 
@@ -78,7 +96,7 @@ def _show(args: argparse.Namespace, session_factory: SessionFactory) -> None:
         print(json.dumps(letter, indent=2))
         return
     for key in ("id", "task_id", "flower_task_id", "consumer", "state", "attempts", "order_id",
-                "event_type", "updated_at"):
+                "event_type", "updated_at", "trace_id"):
         print(f"{key + ':':<16}{letter[key]}")
     print("payload:")
     print(json.dumps(letter["payload"], indent=2))
@@ -124,6 +142,33 @@ def _replay(args: argparse.Namespace, services: Services) -> None:
 def _discard(args: argparse.Namespace, session_factory: SessionFactory) -> None:
     done = actions.discard_dead_letter(session_factory, ref=args.id, actor=args.by, reason=args.reason)
     print(f"discarded delivery {done['id']} ({done['task_id']})")
+
+
+def _groups(args: argparse.Namespace, services: Services) -> None:
+    session_factory = services.session_factory
+    if args.action == "replay-group":
+        result = groups.replay_group(session_factory, group=args.group, actor=args.by, reason=args.reason,
+                                     publish=services.replay_publish, per_second=args.rate)
+        for delivery_id, why in result.refused:
+            print(f"skipped delivery {delivery_id}: {why}")
+        print(f"group {args.group}: {len(result.replayed)} replayed, {len(result.refused)} skipped")
+        return
+    if args.action == "discard-group":
+        done = groups.discard_group(session_factory, group=args.group, actor=args.by, reason=args.reason)
+        print(f"group {args.group}: {len(done)} discarded")
+        return
+    if args.consumer:
+        dead_letters.make_filters(consumer=args.consumer)  # an unknown consumer: one line
+    found = groups.list_groups(session_factory, consumer=args.consumer)
+    if args.json:
+        print(json.dumps([g.as_dict() for g in found], indent=2))
+        return
+    if not found:
+        print("no dead letters")
+        return
+    print(table(["GROUP", "CONSUMER", "COUNT", "FIRST SEEN (UTC)", "LAST SEEN (UTC)", "ERROR"],
+                [[g.name, g.consumer, len(g.ids), d["first_seen"], d["last_seen"], _clip(g.error)]
+                 for g in found for d in [g.as_dict()]]))
 
 
 def _broker() -> str:

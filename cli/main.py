@@ -3,18 +3,22 @@
     orderflow migrate     create or upgrade the schema (Alembic)
     orderflow seed        add the demo products (idempotent)
     orderflow init        both
-    orderflow dead-letters list|show|replay|discard ...   (see cli/dead_letters.py)
+    orderflow status      the system `make run` started: its URLs and each process's state
+    orderflow dead-letters list|show|replay|discard|groups ...   (see cli/dead_letters.py)
+    orderflow prune [--older-than 30d]   remove finished events and records (cli/prune.py)
+    orderflow consumers list|pause|resume ...   (see cli/consumers.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
 import bootstrap
-from cli import dead_letters
-from config.settings import Settings, mask_url
+from cli import consumers, dead_letters, local_system, prune
+from config.settings import Settings, environment, mask_url
 from orders.errors import OrderflowError
 
 
@@ -31,27 +35,56 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="create or upgrade the database schema")
     commands.add_parser("seed", help="add the demo products (idempotent)")
     commands.add_parser("init", help="migrate, then seed")
+    commands.add_parser("status", help="the running system make run started: URLs and processes")
     dead_letters.add_parser(commands)
+    prune.add_parser(commands)
+    consumers.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
-        if args.command in ("migrate", "init"):
-            _migrate(settings)
-        if args.command in ("seed", "init"):
-            _seed(settings)
-        if args.command == "dead-letters":
-            dead_letters.run(args, _services(settings))
+        return _run(args)
+    except BrokenPipeError:  # `orderflow ... | head`: the reader has all it wanted
+        _quiet_stdout()
+        return 0
     except OrderflowError as exc:  # refused or not found: the message says it all
         print(f"orderflow {args.command}: {exc.message}", file=sys.stderr)
         return 1
     except Exception as exc:  # one line, not a traceback, for an operator
         print(f"orderflow {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "status":
+        print("\n".join(local_system.status()))
+        return 0
+    found = local_system.environment_for(args.command, environment())
+    settings = Settings.from_env(found)
+    if found is not None:  # the running system's broker: where a replay must go
+        from tasks import app
+
+        app.conf.broker_url = settings.redis_url
+    if args.command in ("migrate", "init"):
+        _migrate(settings)
+    if args.command in ("seed", "init"):
+        _seed(settings)
+    if args.command == "dead-letters":
+        dead_letters.run(args, _services(settings))
+    if args.command == "prune":
+        prune.run(args, settings, _services(settings).session_factory)
+    if args.command == "consumers":
+        consumers.run(args, _services(settings))
+    sys.stdout.flush()  # a closed pipe shows here, inside main's handler, not at exit
     return 0
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush is silent."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _migrate(settings: Settings) -> None:

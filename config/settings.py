@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,12 @@ def var_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where local state lives (SQLite file, mail, passwords): ORDERFLOW_VAR_DIR or ./var."""
     env = os.environ if environ is None else environ
     return Path(env.get("ORDERFLOW_VAR_DIR") or PROJECT_ROOT / "var")
+
+
+def environment() -> dict[str, str]:
+    """A copy of the process environment, for an entry point that completes it before
+    building its Settings (the CLI finding `make run`'s system)."""
+    return dict(os.environ)
 
 
 def operator_name(environ: Mapping[str, str] | None = None) -> str:
@@ -87,6 +94,17 @@ class Settings:
     # A comment line on an idle Server-Sent Events stream, so proxies keep it open
     # and a closed client is noticed.
     sse_keepalive_seconds: float = 15.0
+    # --- the stream server (live/, `python -m live`): GET /orders/<id>/events ---
+    # Where browsers reach it: the order page's EventSource and the API's redirect point
+    # here. "" = the same origin (a proxy routes /orders/*/events to the stream server).
+    stream_public_url: str = "http://127.0.0.1:8001"
+    # Open streams one stream server process holds at most, and per client address;
+    # beyond them it answers 503 / 429 with Retry-After.
+    stream_max_open: int = 10_000
+    stream_max_per_client: int = 50
+    # Threads reading the database for the streams: also the most database connections
+    # one stream server process opens.
+    stream_db_threads: int = 4
     # --- delivery: what the Celery configuration and the safety checks are built from ---
     # A message taken but not acked is handed out again after this long (Redis). Every
     # backoff cap plus the task time limit must stay below it (tasks/safety.py checks).
@@ -100,6 +118,25 @@ class Settings:
     # Per-consumer overrides of the retry policies declared in orders/subscriptions.py,
     # e.g. {"email": {"max_retries": 3, "backoff_base": 1, "backoff_max": 3}}.
     retry_policies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # --- retention (outbox/retention.py): how long finished outbox rows and delivery records stay ---
+    # Must exceed the retry horizon (tasks/safety.py refuses a shorter one): a delivery record
+    # pruned before its last possible redelivery would let that message run twice.
+    retention_seconds: float = 30 * 86400.0
+    # How often the relay process prunes (tasks/pruner.py), and rows per batch.
+    prune_interval_seconds: float = 3600.0
+    prune_batch_size: int = 500
+    # OpenTelemetry (outbox/tracing.py): off unless an OTLP/HTTP endpoint is given.
+    otel_endpoint: str | None = None
+    otel_service_name: str = "orderflow"
+    # --- a downstream outage (outbox/breaker.py, outbox/rate_limit.py, tasks/consumer_gate.py) ---
+    # Transient failures in a row that open a consumer's circuit breaker (0: no breaker).
+    breaker_failures: int = 5
+    # First wait before a probe once open; doubles after each failed probe, up to the max.
+    # Held messages (open breaker, paused consumer) look again about this often.
+    breaker_probe_seconds: float = 5.0
+    breaker_probe_max_seconds: float = 120.0
+    # Deliveries per second per consumer, all workers on all hosts together: {"email": 5}.
+    rate_limits: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -120,8 +157,8 @@ class Settings:
             relay_poll_seconds=float(env.get("RELAY_POLL_SECONDS", defaults.relay_poll_seconds)),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", defaults.relay_batch_size)),
             relay_linger_seconds=float(env.get("RELAY_LINGER_SECONDS", defaults.relay_linger_seconds)),
-            delivery_batch_max=parse_batch_max(
-                env.get("DELIVERY_BATCH_MAX") or str(defaults.delivery_batch_max)),
+            delivery_batch_max=parse_positive_int(
+                env.get("DELIVERY_BATCH_MAX") or str(defaults.delivery_batch_max), name="DELIVERY_BATCH_MAX"),
             reconcile_after_seconds=float(
                 env.get("RECONCILE_AFTER_SECONDS", defaults.reconcile_after_seconds)
             ),
@@ -134,6 +171,14 @@ class Settings:
             admin_password=env.get("ORDERFLOW_ADMIN_PASSWORD") or None,
             flower_url=(env.get("FLOWER_URL") or defaults.flower_url).rstrip("/"),
             sse_keepalive_seconds=float(env.get("SSE_KEEPALIVE_SECONDS", defaults.sse_keepalive_seconds)),
+            stream_public_url=env.get("STREAM_PUBLIC_URL", defaults.stream_public_url).rstrip("/"),
+            stream_max_open=parse_positive_int(
+                env.get("STREAM_MAX_OPEN") or str(defaults.stream_max_open), name="STREAM_MAX_OPEN"),
+            stream_max_per_client=parse_positive_int(
+                env.get("STREAM_MAX_PER_CLIENT") or str(defaults.stream_max_per_client),
+                name="STREAM_MAX_PER_CLIENT"),
+            stream_db_threads=parse_positive_int(
+                env.get("STREAM_DB_THREADS") or str(defaults.stream_db_threads), name="STREAM_DB_THREADS"),
             broker_visibility_timeout=int(
                 env.get("BROKER_VISIBILITY_TIMEOUT", defaults.broker_visibility_timeout)),
             task_soft_time_limit=int(env.get("TASK_SOFT_TIME_LIMIT", defaults.task_soft_time_limit)),
@@ -141,6 +186,21 @@ class Settings:
             worker_lost_wait=float(env.get("WORKER_LOST_WAIT", defaults.worker_lost_wait)),
             lease_seconds=float(env.get("ORDERFLOW_LEASE_SECONDS", defaults.lease_seconds)),
             retry_policies=parse_retry_policies(env.get("ORDERFLOW_RETRY_POLICIES") or "{}"),
+            retention_seconds=parse_duration(env.get("ORDERFLOW_RETENTION") or "30d",
+                                             name="ORDERFLOW_RETENTION"),
+            prune_interval_seconds=parse_duration(env.get("ORDERFLOW_PRUNE_INTERVAL") or "1h",
+                                                  name="ORDERFLOW_PRUNE_INTERVAL"),
+            otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            otel_service_name=env.get("OTEL_SERVICE_NAME") or defaults.otel_service_name,
+            prune_batch_size=parse_positive_int(env.get("ORDERFLOW_PRUNE_BATCH") or "500",
+                                                name="ORDERFLOW_PRUNE_BATCH"),
+            breaker_failures=parse_number("ORDERFLOW_BREAKER_FAILURES", env, defaults.breaker_failures,
+                                          integer=True, minimum=0),
+            breaker_probe_seconds=parse_number("ORDERFLOW_BREAKER_PROBE_SECONDS", env,
+                                               defaults.breaker_probe_seconds, minimum=0.1),
+            breaker_probe_max_seconds=parse_number("ORDERFLOW_BREAKER_PROBE_MAX_SECONDS", env,
+                                                   defaults.breaker_probe_max_seconds, minimum=0.1),
+            rate_limits=parse_rate_limits(env.get("ORDERFLOW_RATE_LIMITS") or "{}"),
         )
 
     @property
@@ -198,16 +258,6 @@ def is_rabbitmq(url: str) -> bool:
     return url.startswith(("amqp://", "amqps://", "pyamqp://"))
 
 
-def parse_batch_max(value: str) -> int:
-    try:
-        parsed = int(value)
-    except ValueError:
-        parsed = 0
-    if parsed < 1:
-        raise ValueError(f"DELIVERY_BATCH_MAX must be a whole number >= 1, not {value!r}")
-    return parsed
-
-
 def parse_retry_policies(value: str) -> dict[str, dict[str, Any]]:
     """ORDERFLOW_RETRY_POLICIES: a JSON object of consumer -> {field: value}."""
     try:
@@ -218,6 +268,68 @@ def parse_retry_policies(value: str) -> dict[str, dict[str, Any]]:
         raise ValueError("ORDERFLOW_RETRY_POLICIES must be a JSON object of consumer -> "
                          f"{{field: value}}, not {value!r}")
     return parsed
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str, *, name: str = "duration") -> float:
+    """`30d`, `12h`, `90m`, `0s` or plain seconds, as seconds; anything else is a ValueError naming `name`."""
+    found = _DURATION.match(value.strip().lower())
+    if not found:
+        raise ValueError(f"{name} must be a duration like 30d, 12h, 90m or 0s, not {value!r}")
+    amount, unit = found.groups()
+    return float(amount) * _DURATION_UNITS[unit]
+
+
+def format_duration(seconds: float) -> str:
+    """The largest whole unit that says it exactly: 2592000 -> `30d`, 5400 -> `90m`."""
+    for unit in ("d", "h", "m"):
+        size = _DURATION_UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_positive_int(value: str, *, name: str) -> int:
+    """A whole number >= 1; else a ValueError naming the variable."""
+    try:
+        parsed = int(value)
+    except ValueError:
+        parsed = 0
+    if parsed < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    return parsed
+def parse_number(name: str, env: Mapping[str, str], default: float, *, minimum: float,
+                 integer: bool = False) -> Any:
+    """A number from the environment, at least `minimum`; else ValueError naming the variable."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or value != value:  # NaN
+        kind = "a whole number" if integer else "a number"
+        raise ValueError(f"{name} must be {kind} >= {minimum:g}, not {raw!r}")
+    return value
+
+
+def parse_rate_limits(value: str) -> dict[str, float]:
+    """ORDERFLOW_RATE_LIMITS: a JSON object of consumer -> deliveries per second (> 0)."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
+        for v in parsed.values()
+    ):
+        raise ValueError("ORDERFLOW_RATE_LIMITS must be a JSON object of consumer -> deliveries per "
+                         f"second above 0, e.g. {{\"email\": 5}}, not {value!r}")
+    return {str(k): float(v) for k, v in parsed.items()}
 
 
 def is_postgresql(url: str) -> bool:

@@ -17,9 +17,10 @@ from flask import Flask, request
 
 import bootstrap
 from config.settings import Settings
-from orders.errors import OrderflowError
 from orders.place_order import place_order
 from orders.queries import get_order
+from web import errors
+from web.json_input import order_input
 
 
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
@@ -47,19 +48,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.post("/checkout")
     def checkout():  # type: ignore[no-untyped-def]
+        # The API's own reading of the body: broken JSON is its 400, a non-object its 422.
+        data = order_input(request.get_data(), mimetype=request.mimetype)
         placed = place_order(session_factory=services.session_factory, gateway=services.gateway,
-                             data=request.get_json(silent=True), after_commit=services.after_commit)
+                             data=data, after_commit=services.after_commit)
         return {"order_id": placed.order_id}, 201
 
     @app.get("/orders/<order_id>")
     def order(order_id: str):  # type: ignore[no-untyped-def]
         return {"order": get_order(services.session_factory, order_id)}
 
-    @app.errorhandler(OrderflowError)
-    def orderflow_error(exc: OrderflowError):  # type: ignore[no-untyped-def]
-        from web.errors import STATUS_BY_ERROR
-
-        status = next((s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls)), 400)
-        return {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}, status
+    # Every error answered as the API answers it: same statuses, same JSON, same code.
+    errors.register(app)
 
     return app

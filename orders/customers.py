@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, EmailStr, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from orders.errors import CustomerExists, InvalidSignup
 from orders.models import Customer
-from orders.schemas import field_errors
+from orders.payloads import customer_signed_up_payload
+from orders.schemas import Name, field_errors
 from orders.subscriptions import CUSTOMER_SIGNED_UP
 from outbox.after_commit import AfterCommit, run_after_commit
-from outbox.clock import new_id, utcnow
+from outbox.clock import new_id
 from outbox.db import SessionFactory
 from outbox.models import OutboxEvent
 from outbox.store import notify_relay
@@ -28,7 +29,7 @@ class SignUpIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     email: EmailStr
-    name: str = Field(default="", max_length=200)
+    name: Name = ""
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,7 @@ def sign_up_customer(
     event_id = new_id()
     event = OutboxEvent(
         id=event_id, event_type=CUSTOMER_SIGNED_UP, aggregate_id=customer.id,
-        payload={"event_id": event_id, "customer_id": customer.id, "email": email,
-                 "name": command.name, "occurred_at": utcnow().isoformat()},
+        payload=customer_signed_up_payload(event_id, customer.id, email, command.name),
     )
     try:
         with session_factory.begin() as session:

@@ -15,6 +15,7 @@ from outbox.errors import (  # noqa: F401  (re-exported: the whole hierarchy, fr
     PermanentError,
     ReplayFailed,
     TransientError,
+    UnknownConsumer,
 )
 
 # --- placing orders (HTTP 4xx/503) -------------------------------------------------

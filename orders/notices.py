@@ -10,12 +10,15 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 from orders.consumers.email import send_message
+from orders.mail_addresses import mailbox, recipient
+from orders.text import one_line
 
 
 def send_notice(*, smtp_url: str, mail_from: str, to: str, subject: str, body: str) -> None:
+    # `to` and `subject` may come straight from a form: checked and kept on one line.
     message = EmailMessage()
     message["From"] = mail_from
-    message["To"] = to
-    message["Subject"] = subject
+    message["To"] = mailbox("", recipient(to))
+    message["Subject"] = one_line(subject)
     message.set_content(body)
     send_message(smtp_url=smtp_url, message=message)

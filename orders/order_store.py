@@ -26,7 +26,7 @@ ORDER_COLUMNS = (
     "id", "customer_email", "customer_name", "total_cents", "currency", "payment_id", "created_at",
 )
 LINE_COLUMNS = ("sku", "quantity", "unit_price_cents")
-EVENT_COLUMNS = ("id", "event_type", "aggregate_id", "payload", "created_at")
+EVENT_COLUMNS = ("id", "event_type", "aggregate_id", "payload", "created_at", "trace_context")
 
 
 def store_order(session_factory: SessionFactory, order: Order, event: OutboxEvent) -> None:

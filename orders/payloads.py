@@ -1,4 +1,10 @@
-"""The JSON payloads of the events orderflow publishes."""
+"""The JSON payloads of the events orderflow publishes, each stamped with its schema version.
+
+A change a consumer could notice (a field renamed, removed or changing meaning) is a new
+version: bump the constant, write the new shape here, and declare an upcaster from the
+previous version in orders/subscriptions.py (docs/operations.md walks through it).
+Adding an optional field is not: old consumers ignore what they do not read.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,16 @@ from typing import Any
 
 from orders.models import Order, Product
 from outbox.clock import utcnow
+from outbox.versions import VERSION_KEY
+
+ORDER_CREATED_VERSION = 1
+CUSTOMER_SIGNED_UP_VERSION = 1
 
 
 def order_created_payload(event_id: str, order: Order, products: dict[str, Product]) -> dict[str, Any]:
     """Everything a consumer needs, so no consumer has to read the order back."""
     return {
+        VERSION_KEY: ORDER_CREATED_VERSION,
         "event_id": event_id,
         "order_id": order.id,
         "customer_email": order.customer_email,
@@ -28,3 +39,8 @@ def order_created_payload(event_id: str, order: Order, products: dict[str, Produ
         ],
         "occurred_at": utcnow().isoformat(),
     }
+
+
+def customer_signed_up_payload(event_id: str, customer_id: str, email: str, name: str) -> dict[str, Any]:
+    return {VERSION_KEY: CUSTOMER_SIGNED_UP_VERSION, "event_id": event_id, "customer_id": customer_id,
+            "email": email, "name": name, "occurred_at": utcnow().isoformat()}

@@ -15,6 +15,7 @@ from orders.payloads import order_created_payload
 from orders.payments import PaymentGateway
 from orders.schemas import PlaceOrderIn, parse_place_order
 from orders.subscriptions import ORDER_CREATED
+from outbox import tracing
 from outbox.after_commit import AfterCommit, run_after_commit
 from outbox.clock import new_id, utcnow
 from outbox.db import SessionFactory
@@ -86,6 +87,7 @@ def place_order(
         aggregate_id=order.id,
         payload=order_created_payload(event_id, order, prices),
         created_at=order.created_at,
+        trace_context=tracing.traceparent_of(),  # None unless tracing is on
     )
     try:
         store_order(session_factory, order, event)  # one transaction: the order iff its event

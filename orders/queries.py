@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from orders.errors import OrderNotFound
 from orders.models import Order, Product
+from orders.subscriptions import ORDER_CREATED
 from outbox.clock import iso
 from outbox.db import SessionFactory
 from outbox.models import Delivery, OutboxEvent
@@ -67,7 +68,26 @@ def events_of(session: Session, order_ids: list[str]) -> dict[str, list[dict[str
                 for sub in subscribers_of(event.event_type)
             },
         })
+    for found in by_order.values():
+        if not found:
+            # An order exists only with its order.created event (same transaction), so an
+            # order without one had it pruned (outbox/retention.py): which happens only once
+            # every delivery was final and resolved, longer ago than the retention.
+            found.append(pruned_event(ORDER_CREATED))
     return by_order
+
+
+def pruned_event(event_type: str) -> dict[str, Any]:
+    return {
+        "event_id": None,
+        "type": event_type,
+        "published": True,
+        "pruned": True,
+        "deliveries": {
+            sub.consumer: {"state": "completed", "pruned": True, "attempts": None, "last_error": None}
+            for sub in subscribers_of(event_type)
+        },
+    }
 
 
 def order_summary(order: Order) -> dict[str, Any]:
@@ -103,3 +123,24 @@ def list_products(session_factory: SessionFactory) -> list[dict[str, Any]]:
         {"sku": p.sku, "name": p.name, "price_cents": p.price_cents, "stock": p.stock}
         for p in products
     ]
+
+
+def delivery_statuses(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An order's durable deliveries as flat status messages (the live stream's shape,
+    `outbox.status_feed.status_message`); in-process subscribers keep no record."""
+    return [
+        {"event_id": event["event_id"], "consumer": consumer, "state": d["state"],
+         "attempts": d["attempts"], "last_error": d["last_error"]}
+        for event in events if not event.get("pruned")  # its records are gone: nothing live to watch
+        for consumer, d in event["deliveries"].items()
+    ]
+
+
+def statuses_of_orders(session_factory: SessionFactory,
+                       order_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per order found: its delivery statuses, for many orders in three queries (the stream
+    server's reads); an unknown order is absent from the answer."""
+    with session_factory() as session:
+        found = list(session.scalars(select(Order.id).where(Order.id.in_(order_ids))))
+        events = events_of(session, found)
+    return {order_id: delivery_statuses(events[order_id]) for order_id in found}

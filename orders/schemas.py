@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from orders.errors import InvalidOrder
+from orders.text import forbidden_characters
 
 MAX_QUANTITY = 1000
 MAX_LINES = 50
+
+
+def _plain_text(value: str) -> str:
+    found = forbidden_characters(value)
+    if found:
+        raise PydanticCustomError(
+            "control_characters",
+            "must not contain control characters or line breaks (found {found})",
+            {"found": ", ".join(found)})
+    return value
+
+
+# A person's name: one line of printable text (orders/text.py says which characters are refused).
+Name = Annotated[str, Field(max_length=200), AfterValidator(_plain_text)]
 
 
 class OrderLineIn(BaseModel):
@@ -21,7 +39,7 @@ class PlaceOrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     customer_email: EmailStr
-    customer_name: str = Field(default="", max_length=200)
+    customer_name: Name = ""
     card_token: str = Field(min_length=1, max_length=64)
     lines: list[OrderLineIn] = Field(min_length=1, max_length=MAX_LINES)
 

@@ -9,11 +9,19 @@ says how). Task names are what in-flight messages point to: keep them.
 from __future__ import annotations
 
 from orders.consumers import analytics, email, inventory, welcome
+from orders.payloads import CUSTOMER_SIGNED_UP_VERSION, ORDER_CREATED_VERSION
 from outbox.policies import RetryPolicy
 from outbox.subscriptions import IN_PROCESS, Subscriber, declare
+from outbox.versions import declare_version
 
 ORDER_CREATED = "order.created"
 CUSTOMER_SIGNED_UP = "customer.signed_up"
+
+# Each event type's current schema version, with one upcaster per step (version n -> n + 1:
+# `upcasters={1: order_created_v1_to_v2}`) once there is a version 2 (docs/operations.md).
+# Payloads written before versioning carry none: they are version 1.
+declare_version(ORDER_CREATED, current=ORDER_CREATED_VERSION, unversioned_as=1)
+declare_version(CUSTOMER_SIGNED_UP, current=CUSTOMER_SIGNED_UP_VERSION, unversioned_as=1)
 
 # SMTP servers throttle and greylist: be patient.
 EMAIL = declare(ORDER_CREATED, Subscriber(

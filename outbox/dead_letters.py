@@ -22,6 +22,7 @@ from outbox.errors import DeliveryNotFound, InvalidArgument
 from outbox.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent
 from outbox.states import DEAD, DISCARDED
 from outbox.subscriptions import all_consumers, task_id_for
+from outbox.tracing import trace_id_of
 
 LISTABLE_STATES = (DEAD, DISCARDED)
 _RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
@@ -75,12 +76,13 @@ def make_filters(*, consumer: str | None = None, error: str | None = None, since
 
 def list_dead_letters(session_factory: SessionFactory, filters: Filters = Filters()) -> list[dict[str, Any]]:
     """Newest first."""
-    joined = select(Delivery, OutboxEvent.aggregate_id).outerjoin(
+    joined = select(Delivery, OutboxEvent.aggregate_id, OutboxEvent.trace_context).outerjoin(
         OutboxEvent, OutboxEvent.id == Delivery.event_id)
     query = _filtered(joined, filters)
     query = query.order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(filters.limit)
     with session_factory() as session:
-        return [summary(delivery, order_id) for delivery, order_id in session.execute(query)]
+        return [summary(delivery, order_id, trace_context)
+                for delivery, order_id, trace_context in session.execute(query)]
 
 
 def count_dead_letters(session: Session, filters: Filters) -> int:
@@ -109,7 +111,7 @@ def show_dead_letter(session_factory: SessionFactory, ref: str | int) -> dict[st
             .order_by(DeadLetterAction.id)
         ).all()
     return {
-        **summary(delivery, event.aggregate_id if event else None),
+        **summary(delivery, event.aggregate_id if event else None, event.trace_context if event else None),
         "event_type": event.event_type if event else None,
         "payload": event.payload if event else None,
         "errors": [{"attempt": e.attempt, "outcome": e.outcome, "error": e.error,
@@ -139,7 +141,7 @@ def resolve(session: Session, ref: str | int, *, lock: bool = False) -> Delivery
     return delivery
 
 
-def summary(delivery: Delivery, order_id: str | None) -> dict[str, Any]:
+def summary(delivery: Delivery, order_id: str | None, trace_context: str | None = None) -> dict[str, Any]:
     return {
         "id": delivery.id,
         "event_id": delivery.event_id,
@@ -152,6 +154,8 @@ def summary(delivery: Delivery, order_id: str | None) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "last_error": delivery.last_error,
         "updated_at": _iso(delivery.updated_at),
+        # The order's trace (tracing on when it was placed): find every attempt in the tracing UI.
+        "trace_id": trace_id_of(trace_context),
     }
 
 

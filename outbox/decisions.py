@@ -89,3 +89,9 @@ def batch_budget_seconds(soft_time_limit: float | None) -> float:
     """How long one batch may keep starting deliveries."""
     soft = float(soft_time_limit or MAX_BATCH_SECONDS * 4)
     return min(MAX_BATCH_SECONDS, soft * BATCH_BUDGET_SHARE)
+
+
+def hold_delay(policy: RetryPolicy, *, times_held: int) -> float:
+    """How long a payload too new for its consumer waits before it is looked at again: the
+    consumer's backoff without jitter, so a rolling upgrade is noticed within one cap."""
+    return min(policy.backoff_max, policy.backoff_base * 2 ** min(times_held, 30))

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from outbox.clock import utcnow
 from outbox.db import SessionFactory, insert_for
 from outbox.models import Delivery, DeliveryError
-from outbox.states import DEAD, FINAL_STATES, PENDING, RETRYING, RUNNING, SUCCEEDED
+from outbox.states import DEAD, FINAL_STATES, HELD, PENDING, RETRYING, RUNNING, SUCCEEDED
 from outbox.subscriptions import Handler
 
 MAX_ERROR_CHARS = 2000
@@ -45,6 +45,7 @@ class Begun:
     start: Start
     attempts: int = 0
     retry_in: float = 0.0
+    delivery_id: int | None = None  # the record's id (when begun to run)
 
 
 def begin(
@@ -103,8 +104,8 @@ def begin_many(
             # Spelled with != rather than NOT IN (...): an expanding IN cannot go with executemany.
             where=and_(*(table.c.state != state for state in FINAL_STATES))
             & ((table.c.state != RUNNING) | (table.c.lease_until < insert.excluded.created_at)),
-        ).returning(table.c.event_id, table.c.attempts)
-        begun = {row.event_id: Begun(Start.RUN, attempts=row.attempts)
+        ).returning(table.c.event_id, table.c.attempts, table.c.id)
+        begun = {row.event_id: Begun(Start.RUN, attempts=row.attempts, delivery_id=row.id)
                  for row in session.execute(upsert, rows)}
         refused = [event_id for event_id in event_ids if event_id not in begun]
         if refused:  # rare: final already, or leased by another worker
@@ -121,24 +122,70 @@ def begin_many(
     return begun
 
 
-def release(session_factory: SessionFactory, *, event_ids: Sequence[str], consumer: str) -> int:
+def release(session_factory: SessionFactory, *, event_ids: Sequence[str], consumer: str,
+            note: str | None = None) -> int:
     """Give back leases taken by `begin_many` for deliveries whose effect never ran.
 
     The attempt `begin_many` counted is taken back (the delivery was not tried) and
     the state goes back to pending, so the reconciler resends it should the message
-    that carries it on be lost.
+    that carries it on be lost. `note` (why it was not run: a payload held for a newer
+    consumer) is kept as its last error, so that the wait is visible.
     """
     if not event_ids:
         return 0
     table = cast(Table, Delivery.__table__)
+    values: dict[str, object] = {"state": PENDING, "attempts": table.c.attempts - 1, "lease_until": None,
+                                 "updated_at": utcnow()}
+    if note is not None:
+        values["last_error"] = note[:MAX_ERROR_CHARS]
     with session_factory.begin() as session:
         result: CursorResult = session.execute(  # type: ignore[assignment]
             update(table)
             .where(table.c.event_id.in_(event_ids), table.c.consumer == consumer,
                    table.c.state == RUNNING)
-            .values(state=PENDING, attempts=table.c.attempts - 1, lease_until=None, updated_at=utcnow())
+            .values(**values)
         )
     return result.rowcount
+
+
+def hold_many(session_factory: SessionFactory, *, event_ids: Sequence[str], consumer: str,
+              queue: str | None) -> None:
+    """Mark deliveries `held` (their consumer is paused or its breaker open) without counting
+    an attempt. A delivery final already, or running under another worker's lease, is left as it
+    is. `updated_at` is touched on every hold: the reconciler leaves a held delivery alone while
+    its message keeps coming back, and resends it only if that message is lost.
+    """
+    if not event_ids:
+        return
+    now = utcnow()
+    with session_factory() as session:
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        table = Delivery.__table__
+        insert = insert_for(session, table)
+        rows = [{"event_id": event_id, "consumer": consumer, "state": HELD, "attempts": 0, "queue": queue,
+                 "created_at": now, "updated_at": now} for event_id in event_ids]
+        session.execute(insert.on_conflict_do_update(
+            index_elements=[table.c.event_id, table.c.consumer],
+            set_={"state": HELD, "lease_until": None, "updated_at": insert.excluded.updated_at},
+            where=and_(*(table.c.state != state for state in FINAL_STATES))
+            & ((table.c.state != RUNNING) | (table.c.lease_until < insert.excluded.created_at)),
+        ), rows)
+
+
+def hold_after_failure(session_factory: SessionFactory, *, event_id: str, consumer: str, error: str) -> None:
+    """A transient failure the breaker blames on the outage (it is open): the attempt `begin`
+    counted is given back and the delivery waits, held; the failure stays in its history."""
+    with session_factory.begin() as session:
+        attempt = session.execute(
+            update(Delivery)
+            .where(Delivery.event_id == event_id, Delivery.consumer == consumer, Delivery.state == RUNNING)
+            .values(state=HELD, attempts=Delivery.attempts - 1, lease_until=None,
+                    last_error=error[:MAX_ERROR_CHARS], updated_at=utcnow())
+            .returning(Delivery.attempts)
+        ).scalar_one_or_none()
+        if attempt is not None:
+            session.add(DeliveryError(event_id=event_id, consumer=consumer, attempt=attempt + 1,
+                                      outcome=HELD, error=error[:MAX_ERROR_CHARS]))
 
 
 def succeed_within(session: Session, *, event_id: str, consumer: str) -> bool:

@@ -62,3 +62,9 @@ class ReplayFailed(OrderflowError):
     """The replay message could not be published; the delivery is dead again (HTTP 503)."""
 
     code = "replay_failed"
+
+
+class UnknownConsumer(OrderflowError):
+    """No durable consumer by the name an operator gave (HTTP 404)."""
+
+    code = "unknown_consumer"

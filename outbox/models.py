@@ -1,4 +1,5 @@
-"""The tables of the machinery: outbox events, delivery records, failed attempts, the audit trail.
+"""The tables of the machinery: outbox events, delivery records, failed attempts, the audit trail,
+consumer control (pause, breaker).
 
 Every table of the application shares `Base` (one metadata, one migration
 history in orders/migrations). Times are `UtcDateTime`: aware UTC everywhere.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from outbox.clock import new_id, utcnow
@@ -32,6 +33,8 @@ class OutboxEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The W3C traceparent of the request that wrote it (outbox/tracing.py); None with tracing off.
+    trace_context: Mapped[str | None] = mapped_column(String(128), default=None)
 
     __table_args__ = (
         # The relay only ever looks for unpublished rows: keep that index small
@@ -110,4 +113,43 @@ class DeadLetterAction(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     # The attempts the delivery had used up before this action (replay resets them).
     attempts_before: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ConsumerState(Base):
+    """One row per consumer: paused by an operator? its circuit breaker (outbox/breaker.py).
+
+    Shared by every worker on every host, and kept across restarts. `version`
+    makes each change a compare-and-set (outbox/consumer_control.py), portable
+    to SQLite and PostgreSQL alike.
+    """
+
+    __tablename__ = "consumer_state"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    paused_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    breaker: Mapped[str] = mapped_column(String(16), default="closed")  # closed | open | half_open
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    next_probe_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    probe_level: Mapped[int] = mapped_column(Integer, default=0)
+    probe_until: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ConsumerAction(Base):
+    """The audit trail of a consumer: who paused or resumed it, when and why; the breaker's
+    own openings and closings (actor `breaker`)."""
+
+    __tablename__ = "consumer_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consumer: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(32))  # pause | resume | breaker_open | breaker_closed
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,6 +1,8 @@
 """The states of a delivery record, and which of them are final.
 
     pending -> running -> (retrying -> running)* -> succeeded | dead
+    pending | retrying -> held -> running   its consumer is paused or its breaker is open
+                                            (tasks/consumer_gate.py): waiting, no attempt spent
     dead -> pending          an operator replays it (outbox/dead_letter_actions.py)
     dead -> discarded        an operator sets it aside for good
 
@@ -20,6 +22,7 @@ class DeliveryState(StrEnum):
     SUCCEEDED = "succeeded"
     DEAD = "dead"
     DISCARDED = "discarded"
+    HELD = "held"
 
 
 PENDING = DeliveryState.PENDING
@@ -28,7 +31,8 @@ RETRYING = DeliveryState.RETRYING
 SUCCEEDED = DeliveryState.SUCCEEDED
 DEAD = DeliveryState.DEAD
 DISCARDED = DeliveryState.DISCARDED
+HELD = DeliveryState.HELD
 
 # Nothing more happens to a final delivery unless an operator replays a dead one.
 FINAL_STATES = (SUCCEEDED, DEAD, DISCARDED)
-IN_FLIGHT_STATES = (PENDING, RUNNING, RETRYING)
+IN_FLIGHT_STATES = (PENDING, RUNNING, RETRYING, HELD)

@@ -2,15 +2,16 @@
 (with a Redis broker) or PostgreSQL NOTIFY (with RabbitMQ: no Redis needed).
 
 The consumer tasks call `announce(...)` right after recording a state in the
-database; `GET /orders/<id>/events` (web/live.py) relays it as Server-Sent
-Events. Pub/sub stores nothing: a listener that is not subscribed misses the
-message, which is why the stream reads the database state after subscribing.
+database; the stream server (live/) relays it as Server-Sent Events. Pub/sub
+stores nothing: a listener that is not subscribed misses the message, which is
+why the stream reads the database state after subscribing.
 Announcing is best effort: it never raises, so a Redis hiccup can never fail
 or retry a delivery (the record in the database stays the truth).
 
 The feed URL (`Settings.status_feed_url`) says where: `redis://...` (pub/sub),
-`postgresql...` (NOTIFY on a channel per event, outbox/status_notify.py), or ""
-(none: RabbitMQ with SQLite; announcing does nothing and the stream polls the database).
+`postgresql...` (NOTIFY on one channel, outbox/status_notify.py, heard by
+live/feed.py's PostgresNotifyFeed), or "" (none: RabbitMQ with SQLite;
+announcing does nothing and the streams read the database every second).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from outbox.clock import utcnow
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "orderflow:deliveries:"
+# Every event's channel: what a listener that serves many orders subscribes to, once.
+CHANNEL_PATTERN = f"{CHANNEL_PREFIX}*"
 
 _clients: dict[str, redis.Redis] = {}
 _subscribers: dict[str, redis.Redis] = {}
@@ -47,6 +50,17 @@ def status_message(*, event_id: str, consumer: str, state: str, attempts: int,
             "last_error": last_error}
 
 
+def parse(data: bytes | str) -> dict[str, Any] | None:
+    """A status from a channel message; None (and a warning) when it is not one."""
+    try:
+        found = json.loads(data)
+        return status_message(**{k: found[k] for k in
+                                 ("event_id", "consumer", "state", "attempts", "last_error")})
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring a malformed live message: %r", data)
+        return None
+
+
 def announce(redis_url: str, *, event_id: str, consumer: str, state: str, attempts: int,
              last_error: str | None = None) -> bool:
     """Publish one state change; False (and a warning) if Redis did not take it."""
@@ -61,8 +75,7 @@ def announce_many(redis_url: str, messages: list[dict[str, Any]]) -> bool:
         return False  # no feed configured: listeners poll the database
     try:
         if is_postgresql(redis_url):
-            status_notify.notify(redis_url, [(channel_for(m["event_id"]), json.dumps({**m, "at": at}))
-                                             for m in messages])
+            status_notify.notify(redis_url, [json.dumps({**m, "at": at}) for m in messages])
             return True
         pipeline = client(redis_url).pipeline(transaction=False)
         for message in messages:
@@ -99,15 +112,3 @@ def subscriber(redis_url: str) -> redis.Redis:
                 redis_url, socket_connect_timeout=1, socket_keepalive=True)
         return found
 
-
-def subscribe(feed_url: str, event_ids: list[str]) -> Any:
-    """A subscription to the events' channels: `get_message(timeout)` (a dict with "type" and
-    "data", or None) and `close()`. Raises when there is no feed: the caller polls instead."""
-    channels = [channel_for(e) for e in event_ids]
-    if not feed_url:
-        raise LookupError("no live status feed (RabbitMQ with SQLite): polling the database")
-    if is_postgresql(feed_url):
-        return status_notify.Listener(feed_url, channels)
-    pubsub = subscriber(feed_url).pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(*channels)
-    return pubsub

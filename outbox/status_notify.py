@@ -1,21 +1,22 @@
 """Live delivery states over PostgreSQL NOTIFY: the status feed when the broker is RabbitMQ.
 
-One channel per event (its name quoted: it holds ':'), as on Redis. A NOTIFY is
-delivered on commit to every session LISTENing on its channel; each announce is
-its own autocommit statement, so it never rides in (or delays) the delivery's
-transaction. A NOTIFY payload is at most 8000 bytes: a status is far smaller.
+One channel for every delivery (`orderflow_deliveries`, the event id is in the
+payload), so that a stream server LISTENs once whatever the number of streams
+(live/feed.py), as it PSUBSCRIBEs once on Redis. A NOTIFY reaches every session
+LISTENing when it commits; each announce is its own autocommit statement, so it
+never rides in (or delays) the delivery's transaction. A payload is at most
+8000 bytes: a status is far smaller.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
 
 import psycopg
-from psycopg import sql
 from sqlalchemy.engine import make_url
 
+CHANNEL = "orderflow_deliveries"
 CONNECT_TIMEOUT_SECONDS = 2
 
 _connections: dict[str, psycopg.Connection] = {}
@@ -27,8 +28,8 @@ def conninfo(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def notify(database_url: str, notes: list[tuple[str, str]]) -> None:
-    """NOTIFY each (channel, payload); raises on a database error (the caller logs it)."""
+def notify(database_url: str, payloads: list[str]) -> None:
+    """NOTIFY each payload; raises on a database error (the caller logs it)."""
     with _lock:  # one connection per URL and process, shared by the worker's threads
         conn = _connections.get(database_url)
         if conn is None or conn.closed:
@@ -36,29 +37,10 @@ def notify(database_url: str, notes: list[tuple[str, str]]) -> None:
                 conninfo(database_url), autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
         try:
             with conn.pipeline():
-                for channel, payload in notes:
-                    conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+                for payload in payloads:
+                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
         except psycopg.Error:
             _connections.pop(database_url, None)
             with contextlib.suppress(psycopg.Error):
                 conn.close()
             raise
-
-
-class Listener:
-    """LISTEN on some channels; the same two calls the SSE stream makes on a Redis PubSub."""
-
-    def __init__(self, database_url: str, channels: list[str]):
-        self._conn = psycopg.connect(conninfo(database_url), autocommit=True,
-                                     connect_timeout=CONNECT_TIMEOUT_SECONDS)
-        for channel in channels:
-            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-
-    def get_message(self, timeout: float = 0.0) -> dict[str, Any] | None:
-        for note in self._conn.notifies(timeout=timeout, stop_after=1):
-            return {"type": "message", "channel": note.channel, "data": note.payload}
-        return None
-
-    def close(self) -> None:
-        with contextlib.suppress(psycopg.Error):
-            self._conn.close()

@@ -56,6 +56,10 @@ class Subscriber:
     # False: the handler acts outside the database only (never uses the session), so a batch
     # needs no savepoints (outbox/deliveries.py).
     effects_in_database: bool = True
+    # The highest payload schema_version the handler understands (outbox/versions.py); older
+    # payloads are upcast to it, newer ones held until the consumer is upgraded. None: the
+    # current version declared for the event type.
+    accepts: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in (DURABLE, IN_PROCESS):
@@ -114,6 +118,11 @@ class Registry:
         for subscriber in existing:
             listener(subscriber)
 
+    def event_types_of(self, consumer: str) -> list[str]:
+        """The event types `consumer` is declared for (durable or not)."""
+        with self._lock:
+            return [t for t, subs in self._by_event.items() if any(s.consumer == consumer for s in subs)]
+
     def event_types(self) -> list[str]:
         with self._lock:
             return list(self._by_event)
@@ -127,6 +136,15 @@ class Registry:
         with self._lock:
             found = {s.consumer: s for subs in self._by_event.values() for s in subs if s.mode == DURABLE}
         return [found[name] for name in sorted(found)]
+
+    def durable_named(self, consumer: str) -> Subscriber | None:
+        """The durable subscriber `consumer`; cheap (no copy, no sort), since every delivery asks."""
+        with self._lock:
+            for subs in self._by_event.values():
+                for subscriber in subs:
+                    if subscriber.consumer == consumer and subscriber.mode == DURABLE:
+                        return subscriber
+        return None
 
 
 registry = Registry()
@@ -152,7 +170,7 @@ def all_consumers() -> list[str]:
 
 
 def subscriber_for(consumer: str) -> Subscriber | None:
-    return next((s for s in registry.durable() if s.consumer == consumer), None)
+    return registry.durable_named(consumer)
 
 
 def policy_for(consumer: str, overrides: Any = None) -> RetryPolicy:

@@ -16,6 +16,11 @@ applies them with the delivery record (outbox/deliveries.py) and Celery:
 Celery re-raises the original exception when retries run out, so "gave up" is
 decided from the delivery record, never from Celery's counters.
 
+Before anything begins, tasks/consumer_gate.py may hold the message (consumer
+paused, circuit breaker open: no attempt counted) or pass part of it on (rate
+limit); each outcome is told to the breaker, and a transient failure while it
+is open is held with its attempt given back instead of retried.
+
 Under load the relay packs several deliveries of one consumer into one message
 (`batch=[[event_id, payload], ...]`, see tasks/publisher.py): Celery's own cost
 per message (receive, late ack, task events) is then paid once per batch, not
@@ -47,13 +52,13 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from outbox import decisions, deliveries, status_feed
+from outbox import decisions, deliveries, status_feed, tracing, versions
 from outbox.deliveries import BatchOutcome, Start
-from outbox.errors import TransientError
+from outbox.errors import PermanentError, TransientError
 from outbox.policies import RetryPolicy
-from outbox.states import DEAD, RETRYING, RUNNING, SUCCEEDED
+from outbox.states import DEAD, PENDING, RETRYING, RUNNING, SUCCEEDED
 from outbox.subscriptions import Handler, batch_task_id, policy_for, task_id_for
-from tasks import runtime
+from tasks import consumer_gate, runtime
 from tasks.delays import broker_countdown
 
 log = get_task_logger(__name__)
@@ -87,14 +92,63 @@ class DeliveryTask(Task):
         `effects_in_database=False` says the handler acts outside the database only
         (and never uses the session): a batch then needs no savepoints.
         """
-        if batch is not None:
-            return self.deliver_batch(batch, handler, effects_in_database=effects_in_database)
-        if event_id is None:
+        if batch is None and event_id is None:
             raise TypeError(f"{self.name} needs an event id and payload, or a batch")
-        return self.deliver(event_id, lambda session: handler(session, event_id, payload))
+        items = [(str(e), p) for e, p in batch] if batch is not None else [(str(event_id), payload)]
+        # Paused, breaker open, rate limit: held or passed on before any attempt is counted.
+        try:
+            admitted = consumer_gate.admit(self, items, self._queue())
+        except DBAPIError as exc:  # the state cannot be read: wait for the database like `begin` does
+            raise self._retry_database_down(items[0][0], exc) from exc
+        if admitted is None:
+            return "held"
+        if batch is not None:
+            return self.deliver_batch(admitted.items, handler, effects_in_database=effects_in_database,
+                                      probe=admitted.probe)
+        one, probe = str(event_id), admitted.probe
+        if tracing.enabled():
+            return self._traced_attempt(one, lambda: self._handle_one(one, payload, handler, probe=probe))
+        return self._handle_one(one, payload, handler, probe=probe)
 
-    def deliver(self, event_id: str, effect: Effect) -> str:
+    def _handle_one(self, event_id: str, payload: Any, handler: Handler, *, probe: bool = False) -> Any:
+        verdict = versions.read_for(self.consumer, payload)
+        if isinstance(verdict, versions.TooNew):
+            return self._hold(event_id, verdict)
+        versioned = _versioned(handler, {event_id: verdict})
+        return self.deliver(event_id, lambda session: versioned(session, event_id, payload), payload=payload,
+                            probe=probe)
+
+    def _traced_attempt(self, event_id: str, run: Callable[[], Any]) -> Any:
+        """This attempt as a span of the order's trace (the publish span carried in the headers)."""
+        with tracing.span(f"deliver {self.consumer}", parent=self._trace_parent(event_id), kind="consumer",
+                          attributes={"orderflow.consumer": self.consumer, "orderflow.event_id": event_id,
+                                      "orderflow.task_id": self.request.id or ""}) as span:
+            try:
+                result = run()
+            except Retry:
+                if "orderflow.outcome" not in (getattr(span, "attributes", None) or {}):
+                    tracing.annotate(span, outcome="retrying")
+                raise
+            except BaseException:
+                tracing.annotate(span, outcome="dead")
+                raise
+            tracing.annotate(span, outcome=str(result))
+            return result
+
+    def _trace_parent(self, event_id: str) -> str | None:
+        carried = self.request.get(tracing.HEADER) or (self.request.headers or {}).get(tracing.HEADER)
+        return carried.get(event_id) if isinstance(carried, dict) else None
+
+    def _trace_headers(self, event_ids: list[str]) -> dict[str, Any]:
+        """What a message this task sends on must carry so its deliveries stay in their traces."""
+        parents = {event_id: self._trace_parent(event_id) for event_id in event_ids}
+        carried = {event_id: parent for event_id, parent in parents.items() if parent}
+        return {"headers": {tracing.HEADER: carried}} if carried else {}
+
+    def deliver(self, event_id: str, effect: Effect, *, payload: Any = None, probe: bool = False) -> str:
         """Run `effect` once for (event_id, this consumer); returns the outcome.
+
+        `probe`: the one delivery a half-open breaker lets through (tasks/consumer_gate.py).
 
         `effect(session)` runs inside the transaction that marks the delivery
         succeeded: database effects commit together with the record.
@@ -116,16 +170,23 @@ class DeliveryTask(Task):
                      event_id, self.consumer, begun.retry_in)
             raise self.retry(countdown=begun.retry_in, max_retries=None)
         attempt = begun.attempts
+        tracing.annotate(attempt=attempt, delivery_id=begun.delivery_id)
         too_many = decisions.over_attempt_cap(attempt=attempt, policy=policy)
         if too_many:
             return self._give_up(event_id, attempt, GaveUp(too_many), tb=None)
         self._announce(event_id, RUNNING, attempt)
-        return self._run(event_id, attempt, policy, effect)
+        return self._run(event_id, attempt, policy, effect, payload=payload, probe=probe)
 
     def deliver_batch(self, batch: BatchItems, handler: Handler, *,
-                      effects_in_database: bool = True) -> dict[str, int]:
+                      effects_in_database: bool = True, probe: bool = False) -> dict[str, int]:
         """Several deliveries of this consumer from one message; returns counts per outcome."""
         items = [(str(event_id), payload) for event_id, payload in batch]
+        verdicts = {event_id: versions.read_for(self.consumer, payload) for event_id, payload in items}
+        too_new = [(e, p) for e, p in items if isinstance(verdicts[e], versions.TooNew)]
+        for event_id, payload in too_new:  # one message each, held visibly by the single-delivery path
+            self._send_one(event_id, payload)
+        items = [(e, p) for e, p in items if not isinstance(verdicts[e], versions.TooNew)]
+        handler = _versioned(handler, verdicts)
         payloads = dict(items)
         rt = runtime.current()
         try:
@@ -135,7 +196,8 @@ class DeliveryTask(Task):
             )
         except DBAPIError as exc:
             raise self._retry_database_down(f"batch of {len(items)}", exc) from exc
-        counts = {"succeeded": 0, "duplicate": 0, "dead": 0, "retrying": 0, "passed_on": 0}
+        counts = {"succeeded": 0, "duplicate": 0, "dead": 0, "retrying": 0, "passed_on": len(too_new),
+                  "held": 0}
         for event_id, found in begun.items():
             if found.start is Start.DONE:
                 counts["duplicate"] += 1
@@ -154,18 +216,55 @@ class DeliveryTask(Task):
             return counts
         if not run:
             return counts
-        self._announce_all([event_id for event_id, _ in run], RUNNING)
-        outcome = self._run_batch(run, handler, effects_in_database)
-        if outcome.conflict:
-            counts["passed_on"] += len(run)
-            return counts
-        self._announce_all(outcome.succeeded, SUCCEEDED)
-        counts["succeeded"] += len(outcome.succeeded)
-        if outcome.untried:
-            self._pass_on([(event_id, payloads[event_id]) for event_id in outcome.untried])
-            counts["passed_on"] += len(outcome.untried)
-        log.info("consumer=%s batch of %d: %s", self.consumer, len(items), counts)
-        return self._settle_failures(outcome, payloads, counts)
+        spans = {event_id: tracing.start(
+            f"deliver {self.consumer}", parent=self._trace_parent(event_id), kind="consumer",
+            attributes={"orderflow.consumer": self.consumer, "orderflow.event_id": event_id,
+                        "orderflow.attempt": begun[event_id].attempts, "orderflow.batch_size": len(run),
+                        "orderflow.delivery_id": begun[event_id].delivery_id or 0,
+                        "orderflow.task_id": self.request.id or ""})
+            for event_id, _ in run} if tracing.enabled() else {}
+        outcomes: dict[str, str] = {}
+        try:
+            self._announce_all([event_id for event_id, _ in run], RUNNING)
+            outcome = self._run_batch(run, handler, effects_in_database)
+            if outcome.conflict:
+                counts["passed_on"] += len(run)
+                return counts
+            self._announce_all(outcome.succeeded, SUCCEEDED)
+            if outcome.succeeded:
+                consumer_gate.succeeded(self.consumer, probe=probe)
+            counts["succeeded"] += len(outcome.succeeded)
+            outcomes.update(dict.fromkeys(outcome.succeeded, "succeeded"))
+            if outcome.untried:
+                self._pass_on([(event_id, payloads[event_id]) for event_id in outcome.untried])
+                counts["passed_on"] += len(outcome.untried)
+            log.info("consumer=%s batch of %d: %s", self.consumer, len(items), counts)
+            return self._settle_failures(outcome, payloads, counts, outcomes, probe=probe)
+        finally:
+            for event_id, span in spans.items():
+                tracing.end(span, outcome=outcomes.get(event_id, "passed_on"))
+
+    def _hold(self, event_id: str, verdict: versions.TooNew) -> str:
+        """A payload newer than this consumer understands: record why, give the attempt back,
+        and look again later, until an upgraded worker takes it (never a dead letter)."""
+        rt = runtime.current()
+        try:
+            begun = deliveries.begin(
+                rt.session_factory, event_id=event_id, consumer=self.consumer,
+                queue=self._queue(), lease_seconds=rt.settings.lease_seconds, task_id=self.request.id,
+            )
+            if begun.start is Start.DONE:
+                return "duplicate"
+            why = verdict.describe(self.consumer)
+            if begun.start is Start.RUN:
+                deliveries.release(rt.session_factory, event_ids=[event_id], consumer=self.consumer, note=why)
+        except DBAPIError as exc:
+            raise self._retry_database_down(event_id, exc) from exc
+        delay = decisions.hold_delay(self.policy(), times_held=self.request.retries or 0)
+        log.warning("event=%s consumer=%s %s; looking again in %.1fs", event_id, self.consumer, why, delay)
+        tracing.annotate(outcome="held", delivery_id=begun.delivery_id)
+        self._announce(event_id, PENDING, max(0, begun.attempts - 1), why)
+        raise self.retry(countdown=delay, max_retries=None)
 
     def _run_batch(self, run: list[tuple[str, Any]], handler: Handler,
                    effects_in_database: bool) -> BatchOutcome:
@@ -188,29 +287,40 @@ class DeliveryTask(Task):
         return outcome
 
     def _settle_failures(self, outcome: BatchOutcome, payloads: dict[str, Any],
-                         counts: dict[str, int]) -> dict[str, int]:
+                         counts: dict[str, int], outcomes: dict[str, str], *,
+                         probe: bool = False) -> dict[str, int]:
         """Dead-letter the permanent failures; retry the transient one (at most one: the batch
         stopped there) as a single-delivery message of this task, which Flower shows as RETRY."""
         policy = self.policy()
         failures = {event_id: (exc, tb) for event_id, exc, tb in outcome.failed}
+        held = [event_id for event_id, exc, _tb in outcome.failed
+                if consumer_gate.failed(self.consumer, exc, probe=probe)]
+        for event_id in held:  # the breaker is open: the outage's failure, not the message's
+            consumer_gate.hold_failed(self, (event_id, payloads[event_id]), self._queue(),
+                                      _describe(failures[event_id][0]))
+            counts["held"] += 1
+            outcomes[event_id] = "held"
         settled = decisions.settle_batch(
-            [(event_id, _is_transient(exc)) for event_id, exc, _tb in outcome.failed], policy)
+            [(event_id, _is_transient(exc)) for event_id, exc, _tb in outcome.failed if event_id not in held],
+            policy)
         first_dead: BaseException | None = None
         for event_id in settled.bury:
             exc, tb = failures[event_id]
             self._bury(event_id, 1, exc, tb)  # a batch only ever runs first attempts
             counts["dead"] += 1
+            outcomes[event_id] = "dead"
             first_dead = first_dead or exc
         if settled.retry is not None:
             event_id, exc = settled.retry, failures[settled.retry][0]
             counts["retrying"] += 1
+            outcomes[event_id] = "retrying"
             delay = policy.delay(1)
             log.warning("event=%s consumer=%s attempt=1 transient error in a batch, retry in %.2fs: %s",
                         event_id, self.consumer, delay, _describe(exc))
             self._record(deliveries.mark_retrying, event_id, error=_describe(exc))
             self._announce(event_id, RETRYING, 1, _describe(exc))
             raise self.retry(args=[event_id, payloads[event_id]], kwargs={}, exc=exc, countdown=delay,
-                             max_retries=None) from exc
+                             max_retries=None, **self._trace_headers([event_id])) from exc
         if first_dead is not None:
             # Everything is recorded; raising shows the batch as FAILURE in Flower with the cause.
             raise first_dead
@@ -227,11 +337,12 @@ class DeliveryTask(Task):
         # Flower shows the event ids (searchable), as for a batch the relay sent.
         self.apply_async(kwargs={"batch": [list(item) for item in items]},
                          task_id=batch_task_id(ids, self.consumer), queue=self._queue(),
-                         kwargsrepr=f"{{'batch': {ids!r}}}")
+                         kwargsrepr=f"{{'batch': {ids!r}}}", **self._trace_headers(ids))
 
     def _send_one(self, event_id: str, payload: Any, countdown: float | None = None) -> None:
         self.apply_async(args=[event_id, payload], task_id=task_id_for(event_id, self.consumer),
-                         queue=self._queue(), countdown=broker_countdown(self.app, countdown))
+                         queue=self._queue(), countdown=broker_countdown(self.app, countdown),
+                         **self._trace_headers([event_id]))
 
     def retry(self, *args: Any, countdown: float | None = None, **kwargs: Any) -> Retry:  # type: ignore[override]
         # Whole seconds on RabbitMQ quorum queues, or the retry is lost (tasks/delays.py).
@@ -260,7 +371,8 @@ class DeliveryTask(Task):
                 for event_id in event_ids
             ])
 
-    def _run(self, event_id: str, attempt: int, policy: RetryPolicy, effect: Effect) -> str:
+    def _run(self, event_id: str, attempt: int, policy: RetryPolicy, effect: Effect, *,
+             payload: Any = None, probe: bool = False) -> str:
         try:
             first = deliveries.deliver(
                 runtime.current().session_factory, event_id=event_id, consumer=self.consumer,
@@ -269,6 +381,10 @@ class DeliveryTask(Task):
         except Retry:
             raise
         except Exception as exc:  # PermanentError, or a bug, is given up at once
+            if consumer_gate.failed(self.consumer, exc, probe=probe):
+                consumer_gate.hold_failed(self, (event_id, payload), self._queue(), _describe(exc))
+                tracing.annotate(outcome="held")
+                return "held"
             decision = decisions.after_failure(transient=_is_transient(exc), attempt=attempt, policy=policy)
             if isinstance(decision, decisions.GiveUp):
                 return self._give_up(event_id, attempt, exc, tb=traceback.format_exc())
@@ -283,6 +399,7 @@ class DeliveryTask(Task):
                      event_id, self.consumer, attempt)
             return "duplicate"
         log.info("event=%s consumer=%s attempt=%d succeeded", event_id, self.consumer, attempt)
+        consumer_gate.succeeded(self.consumer, probe=probe)
         self._announce(event_id, SUCCEEDED, attempt)
         return "succeeded"
 
@@ -318,6 +435,19 @@ class DeliveryTask(Task):
 
 
 DELAYED_ROUTING_PREFIX = re.compile(r"^(?:[01]\.){28}")
+
+
+def _versioned(handler: Handler, verdicts: dict[str, versions.Verdict]) -> Handler:
+    """The handler as it sees payloads: upcast to the version it accepts; an unreadable one
+    fails permanently (a dead letter saying why) instead of reaching it."""
+    def run(session: Session, event_id: str, _payload: Any) -> Any:
+        verdict = verdicts[event_id]
+        if isinstance(verdict, versions.Readable):
+            return handler(session, event_id, verdict.payload)
+        reason = verdict.reason if isinstance(verdict, versions.Unreadable) else str(verdict)
+        raise PermanentError(reason)
+
+    return run
 
 
 def _is_transient(exc: BaseException) -> bool:

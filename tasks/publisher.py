@@ -22,11 +22,13 @@ the delivery records make harmless.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from celery import Celery
 
+from outbox import tracing
 from outbox.redelivery import Publish, Redelivery
 from outbox.subscriptions import Subscriber, batch_task_id, subscribers_of, task_id_for
 
@@ -52,7 +54,8 @@ def publish_events(app: Celery, events: Iterable[PublishableEvent], *, batch_max
     sent = 0
     declared: set[str] = set()
     argsreprs: dict[str, str] = {}  # once per event, not per message (a third of the publish CPU)
-    with app.producer_or_acquire() as producer, producer.batch(max_size=BATCH_MAX_COMMANDS):
+    with _publish_spans(events) as traces, app.producer_or_acquire() as producer, \
+            producer.batch(max_size=BATCH_MAX_COMMANDS):
         for subscriber, group in _by_subscriber(events):
             size = batch_max if subscriber.batches else 1
             for start in range(0, len(group), size):
@@ -66,11 +69,37 @@ def publish_events(app: Celery, events: Iterable[PublishableEvent], *, batch_max
                         argsreprs[event.id] = _argsrepr(event)
                     _send(app, subscriber.task_name, subscriber.queue, event.id, event.payload,
                           task_id_for(event.id, subscriber.consumer), producer,
-                          argsrepr=argsreprs[event.id], declare=declare)
+                          argsrepr=argsreprs[event.id], declare=declare, headers=_headers(traces, [event]))
                 else:
-                    _send_batch(app, subscriber, chunk, producer, declare=declare)
+                    _send_batch(app, subscriber, chunk, producer, declare=declare,
+                                headers=_headers(traces, chunk))
                 sent += 1
     return sent
+
+
+@contextmanager
+def _publish_spans(events: list[PublishableEvent]) -> Iterator[dict[str, str]]:
+    """With tracing on: one `publish` span per event, child of the request that wrote it;
+    yields event id -> the traceparent its messages carry. Off: an empty dict, nothing else."""
+    if not tracing.enabled():
+        yield {}
+        return
+    spans = {event.id: tracing.start(
+        f"publish {event.event_type}", parent=getattr(event, "trace_context", None), kind="producer",
+        attributes={"orderflow.event_id": event.id, "orderflow.event_type": event.event_type})
+        for event in events}
+    outcome = "failed"
+    try:
+        yield {event_id: tracing.traceparent_of(span) or "" for event_id, span in spans.items()}
+        outcome = "published"
+    finally:
+        for span in spans.values():
+            tracing.end(span, outcome=outcome)
+
+
+def _headers(traces: dict[str, str], events: list[PublishableEvent]) -> dict[str, Any] | None:
+    carried = {event.id: traces[event.id] for event in events if traces.get(event.id)}
+    return {tracing.HEADER: carried} if carried else None
 
 
 def _by_subscriber(events: list[PublishableEvent]) -> list[tuple[Subscriber, list[PublishableEvent]]]:
@@ -116,20 +145,21 @@ def _argsrepr(event: PublishableEvent) -> str:
 
 
 def _send_batch(app: Celery, subscriber: Subscriber, events: list[PublishableEvent], producer: Any, *,
-                declare: bool) -> None:
+                declare: bool, headers: dict[str, Any] | None = None) -> None:
     ids = [event.id for event in events]
     app.send_task(subscriber.task_name, kwargs={"batch": [[event.id, event.payload] for event in events]},
                   task_id=batch_task_id(ids, subscriber.consumer), queue=subscriber.queue, producer=producer,
                   retry=True, retry_policy=PUBLISH_RETRY_POLICY,
                   # Flower shows the event ids, not every payload.
                   argsrepr="()", kwargsrepr=f"{{'batch': {ids!r}}}",
-                  declare=None if declare else [])
+                  declare=None if declare else [], headers=headers)
 
 
 def _send(app: Celery, task_name: str, queue: str, event_id: str, payload: Any, task_id: str,
-          producer: Any, *, argsrepr: str | None = None, declare: bool = True) -> None:
+          producer: Any, *, argsrepr: str | None = None, declare: bool = True,
+          headers: dict[str, Any] | None = None) -> None:
     args = [event_id, payload]
     app.send_task(task_name, args=args, task_id=task_id, queue=queue, producer=producer,
                   retry=True, retry_policy=PUBLISH_RETRY_POLICY,
                   argsrepr=argsrepr or repr(args), kwargsrepr="{}",
-                  declare=None if declare else [])
+                  declare=None if declare else [], headers=headers)

@@ -93,7 +93,8 @@ def _mask(text: str, app: Celery) -> str:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from tasks import app, republisher  # `tasks` registers the consumer tasks: messages name real ones
+    # `tasks` registers the consumer tasks: messages name real ones
+    from tasks import app, pruner, republisher
     from tasks import runtime as runtime_module
     from tasks.safety import UnsafeSettings, check_or_exit
 
@@ -109,8 +110,12 @@ def main() -> None:
     reconciling = threading.Thread(target=republisher.run, args=(app, runtime, stop),
                                    name="reconciler", daemon=True)
     reconciling.start()
+    # A third loop: finished events older than the retention leave (tasks/pruner.py says why here).
+    pruning = threading.Thread(target=pruner.run, args=(runtime, stop), name="pruner", daemon=True)
+    pruning.start()
     run(app, runtime, stop)
     reconciling.join(timeout=10)
+    pruning.join(timeout=10)
     log.info("relay stopped")
 
 

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 from config.settings import Settings
+from outbox import tracing
 from outbox.db import SessionFactory, make_engine, make_session_factory
 
 
@@ -33,6 +34,7 @@ def configure(settings: Settings | None = None) -> Runtime:
     # pool, and the task retries through the database-down backoff: nothing is lost.
     engine = make_engine(settings.database_url, pre_ping=False)
     runtime = Runtime(settings, make_session_factory(engine))
+    tracing.configure(settings.otel_endpoint, settings.otel_service_name)  # no-op when unset
     with _lock:
         previous, _current = _current, runtime
     if previous is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from config.settings import Settings, is_rabbitmq
+from outbox.retention import declared_horizon, retention_problem
 from outbox.subscriptions import all_consumers, policy_for
 
 REQUIRED = {
@@ -36,16 +37,35 @@ def problems(app: Celery, settings: Settings | None = None) -> list[str]:
     time_limit = conf.get("task_time_limit") or 0
     if not time_limit:
         found.append("task_time_limit must be set: an endless task holds its message forever")
-    if is_rabbitmq(conf.get("broker_url") or ""):
+    on_rabbitmq = is_rabbitmq(conf.get("broker_url") or "")
+    if on_rabbitmq:
         found += rabbitmq_problems(app, settings)
+        # No visibility timeout: the latest an unacked message comes back is when the
+        # server's consumer_timeout takes it from a stuck worker.
+        visibility = settings.rabbitmq_consumer_timeout
     else:
         found += redis_problems(app, settings)
+        visibility = (conf.get("broker_transport_options") or {}).get("visibility_timeout", 3600)
     lost_wait = conf.get("worker_lost_wait") or 10
     if time_limit and lost_wait + POOL_CHECK_SECONDS >= time_limit:
         found.append(
             f"worker_lost_wait {lost_wait:g}s + {POOL_CHECK_SECONDS:g}s (the pool's dead-process check) "
             f"must stay below task_time_limit {time_limit}s, or a killed worker's task times out "
             "first and its message is acknowledged, not redelivered"
+        )
+    found += _retention_problems(settings, visibility=visibility, time_limit=time_limit)
+    unknown = sorted(set(settings.rate_limits) - set(all_consumers()))
+    if unknown:
+        found.append(f"ORDERFLOW_RATE_LIMITS names unknown consumer(s) {', '.join(unknown)}: "
+                     f"one of {', '.join(all_consumers())}")
+    # A held message waits up to the probe cap plus one probe interval (its jitter).
+    hold_max = settings.breaker_probe_max_seconds + settings.breaker_probe_seconds
+    if hold_max + time_limit >= visibility:
+        found.append(
+            f"ORDERFLOW_BREAKER_PROBE_MAX_SECONDS + ORDERFLOW_BREAKER_PROBE_SECONDS ({hold_max:g}s) + "
+            f"task_time_limit {time_limit}s must stay below the "
+            f"{'consumer' if on_rabbitmq else 'visibility'} timeout {visibility:g}s, or "
+            + ("RabbitMQ closes the worker's channel" if on_rabbitmq else "Redis runs a held message twice")
         )
     if settings.lease_seconds <= time_limit:
         found.append(f"ORDERFLOW_LEASE_SECONDS {settings.lease_seconds:g} must exceed "
@@ -100,6 +120,15 @@ def redis_problems(app: Celery, settings: Settings) -> list[str]:
                 "the message twice"
             )
     return found
+
+
+def _retention_problems(settings: Settings, *, visibility: float, time_limit: float) -> list[str]:
+    """Pruning a delivery record before its last message can arrive would let it run twice."""
+    horizon = declared_horizon(retry_overrides=settings.retry_policies, task_time_limit=time_limit,
+                               visibility_timeout=visibility,
+                               reconcile_after=settings.reconcile_after_seconds)
+    problem = retention_problem(settings.retention_seconds, horizon)
+    return [problem] if problem else []
 
 
 def check_or_exit(app: Celery, settings: Settings | None = None) -> Settings:

@@ -1,4 +1,5 @@
-"""The operator page: recent orders with their delivery states, dead letters with Replay/Discard.
+"""The operator page: consumers (Pause/Resume, breaker, held count), dead letters grouped by error
+(Replay/Discard a group) and one by one (Replay/Discard), recent orders with their delivery states.
 
 Server-rendered (Jinja, no build step), behind the same basic auth as
 /admin/api. Forms post back here and redirect to the page with a notice; each
@@ -13,8 +14,9 @@ from flask import Blueprint, Flask, redirect, render_template, request, url_for
 
 from orders.errors import OrderflowError
 from orders.queries import recent_orders
+from outbox import consumer_control, dead_letters
 from outbox import dead_letter_actions as actions
-from outbox import dead_letters
+from outbox import dead_letter_groups as groups
 from outbox.states import IN_FLIGHT_STATES
 from web import admin_api, auth
 from web.routes import services
@@ -39,11 +41,15 @@ def page():  # type: ignore[no-untyped-def]
     svc = services()
     orders = recent_orders(svc.session_factory, limit=RECENT_ORDERS)
     letters = dead_letters.list_dead_letters(svc.session_factory)
+    consumers = consumer_control.list_consumers(svc.session_factory)
     busy = any(d["state"] in IN_FLIGHT for o in orders for e in o["events"] for d in e["deliveries"].values())
+    busy = busy or any(c["held"] or c["status"] != "running" for c in consumers)
     return render_template(
         "admin.html",
         orders=orders,
         dead_letters=letters,
+        consumers=consumers,
+        groups=[g.as_dict() for g in groups.list_groups(svc.session_factory)],
         flower_url=svc.settings.flower_url,
         token=auth.form_token(svc.settings.admin_password),
         notice=request.args.get("notice"),
@@ -70,6 +76,49 @@ def discard(ref: str):  # type: ignore[no-untyped-def]
             services().session_factory, ref=ref, actor=admin_api.actor(request.form.get("by")),
             reason=_reason(""))
         return f"discarded delivery {done['id']}"
+
+    return _form_action(act)
+
+
+@blueprint.post("/consumers/<name>/pause")
+def pause(name: str):  # type: ignore[no-untyped-def]
+    def act() -> str:
+        view = consumer_control.pause(services().session_factory, name,
+                                      actor=admin_api.actor(request.form.get("by")), reason=_reason(""))
+        return f"paused {view.consumer}: its deliveries are held until resumed"
+
+    return _form_action(act)
+
+
+@blueprint.post("/consumers/<name>/resume")
+def resume(name: str):  # type: ignore[no-untyped-def]
+    def act() -> str:
+        view = consumer_control.resume(services().session_factory, name,
+                                       actor=admin_api.actor(request.form.get("by")),
+                                       reason=_reason("resumed from the operator page"))
+        return f"resumed {view.consumer}: now {view.status}"
+
+    return _form_action(act)
+
+
+@blueprint.post("/dead-letters/groups/<group>/replay")
+def replay_group(group: str):  # type: ignore[no-untyped-def]
+    def act() -> str:
+        result = groups.replay_group(
+            services().session_factory, group=group, actor=admin_api.actor(request.form.get("by")),
+            reason=_reason("group replayed from the operator page"), publish=admin_api.publisher(),
+            per_second=admin_api.HTTP_BULK_RATE)
+        return f"group {group}: {len(result.replayed)} replayed, {len(result.refused)} skipped"
+
+    return _form_action(act)
+
+
+@blueprint.post("/dead-letters/groups/<group>/discard")
+def discard_group(group: str):  # type: ignore[no-untyped-def]
+    def act() -> str:
+        done = groups.discard_group(services().session_factory, group=group,
+                                    actor=admin_api.actor(request.form.get("by")), reason=_reason(""))
+        return f"group {group}: {len(done)} discarded"
 
     return _form_action(act)
 

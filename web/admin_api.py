@@ -5,6 +5,7 @@
     POST /admin/api/dead-letters/<id>/replay          {"by"?, "reason"?}
     POST /admin/api/dead-letters/replay               {"consumer", "since"?, "until"?, "error"?, "limit"?}
     POST /admin/api/dead-letters/<id>/discard         {"reason", "by"?}
+    (consumers and dead-letter groups: web/admin_consumers_api.py)
 
 POST bodies must be JSON: a browser on another site cannot send that without
 a CORS preflight, which this API never grants.
@@ -30,7 +31,10 @@ HTTP_BULK_LIMIT, HTTP_BULK_RATE = 50, 10.0
 
 
 def register(app: Flask) -> None:
+    from web import admin_consumers_api  # consumers and dead-letter groups: their own module
+
     app.register_blueprint(blueprint)
+    admin_consumers_api.register(app)
 
 
 def publisher() -> Publish:
@@ -64,7 +68,7 @@ def show_letter(ref: str):  # type: ignore[no-untyped-def]
 
 @blueprint.post("/dead-letters/<ref>/replay")
 def replay_letter(ref: str):  # type: ignore[no-untyped-def]
-    body = _object(json_body())
+    body = object_body(json_body())
     done = actions.replay_dead_letter(services().session_factory, ref=ref, actor=actor(body.get("by")),
                                       reason=str(body.get("reason") or "replayed over the API"),
                                       publish=publisher())
@@ -73,7 +77,7 @@ def replay_letter(ref: str):  # type: ignore[no-untyped-def]
 
 @blueprint.post("/dead-letters/replay")
 def replay_letters():  # type: ignore[no-untyped-def]
-    body = _object(json_body())
+    body = object_body(json_body())
     if not body.get("consumer"):
         raise InvalidArgument("a bulk replay needs \"consumer\"")
     filters = dead_letters.make_filters(consumer=body.get("consumer"), error=body.get("error"),
@@ -92,13 +96,13 @@ def replay_letters():  # type: ignore[no-untyped-def]
 
 @blueprint.post("/dead-letters/<ref>/discard")
 def discard_letter(ref: str):  # type: ignore[no-untyped-def]
-    body = _object(json_body())
+    body = object_body(json_body())
     done = actions.discard_dead_letter(services().session_factory, ref=ref, actor=actor(body.get("by")),
                                        reason=str(body.get("reason") or ""))
     return jsonify(discarded=done)
 
 
-def _object(body: Any) -> dict[str, Any]:
+def object_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidArgument("the body must be a JSON object")
     return body

@@ -1,51 +1,43 @@
-"""Live delivery status: the SSE stream and the order page that watches it.
+"""Live delivery status: the order page, and where its stream is.
 
-    GET /orders/<id>/events   text/event-stream: each delivery's current status,
-                              then one JSON object per change; ends when all are final
     GET /orders/<id>/page     an HTML page showing the statuses live (EventSource)
+    GET /orders/<id>/events   307 to the stream server (live/, STREAM_PUBLIC_URL)
 
-Each open stream holds one gunicorn thread (gthread) for its lifetime; see the
-docs/api.md ("Serving it") for sizing.
+The stream itself is served by the stream server (`python -m live`, the
+Procfile's `stream` process), never by gunicorn: an open stream would hold one
+of its threads, and a few dozen watchers would stop the shop taking orders.
+The redirect keeps old links and clients that follow redirects working.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, redirect, render_template
 
-from orders.queries import get_order
+from orders.queries import delivery_statuses, get_order
 from web.routes import services
-from web.sse import delivery_stream
 
 blueprint = Blueprint("live", __name__, template_folder="templates")
 
 
 def statuses(order: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flatten an order's durable deliveries into status messages (in-process ones keep no record)."""
-    return [
-        {"event_id": event["event_id"], "consumer": consumer, "state": d["state"],
-         "attempts": d["attempts"], "last_error": d["last_error"]}
-        for event in order["events"]
-        for consumer, d in event["deliveries"].items()
-    ]
+    return delivery_statuses(order["events"])
+
+
+def stream_url(order_id: str) -> str:
+    """Where a browser reads the order's stream ("" base: the same origin, via a proxy)."""
+    return f"{services().settings.stream_public_url}/orders/{order_id}/events"
 
 
 @blueprint.get("/orders/<order_id>/events")
 def order_events(order_id: str) -> Response:
-    svc = services()
-    order = get_order(svc.session_factory, order_id)  # 404 before the stream starts
-    stream = delivery_stream(
-        redis_url=svc.settings.status_feed_url,
-        event_ids=[event["event_id"] for event in order["events"]],
-        snapshot=lambda: statuses(get_order(svc.session_factory, order_id)),
-        keepalive_seconds=svc.settings.sse_keepalive_seconds,
-    )
-    return Response(stream, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    get_order(services().session_factory, order_id)  # an unknown order stays a JSON 404 here
+    return redirect(stream_url(order_id), code=307)  # type: ignore[return-value]
 
 
 @blueprint.get("/orders/<order_id>/page")
 def order_page(order_id: str) -> str:
     order = get_order(services().session_factory, order_id)
-    return render_template("order_page.html", order=order, statuses=statuses(order))
+    return render_template("order_page.html", order=order, statuses=statuses(order),
+                           stream_url=stream_url(order_id))

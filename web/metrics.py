@@ -1,4 +1,5 @@
-"""`/metrics` for Prometheus: deliveries, dead letters, retries and outbox lag, per consumer.
+"""`/metrics` for Prometheus: deliveries, dead letters, retries and outbox lag, per consumer; each
+consumer's status (running, paused, breaker open), held deliveries and how long its breaker is open.
 
 A custom collector reads the database on each scrape (outbox/monitoring.py),
 so it works the same behind several gunicorn workers. Open like Flower's
@@ -15,15 +16,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from outbox import consumer_control
+from outbox.clock import utcnow
 from outbox.db import SessionFactory
 from outbox.monitoring import snapshot
-from outbox.states import DEAD, DeliveryState
+from outbox.states import DEAD, HELD, DeliveryState
 from outbox.subscriptions import all_consumers
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("metrics", __name__)
 STATES = tuple(DeliveryState)
+CONSUMER_STATUSES = ("running", "paused", "breaker_open", "breaker_half_open")
 
 
 class DatabaseCollector(Collector):
@@ -53,11 +57,33 @@ class DatabaseCollector(Collector):
             dead.add_metric([consumer], snap.deliveries.get((consumer, DEAD), 0))
             retries.add_metric([consumer], snap.retries.get(consumer, 0))
         yield from (deliveries, dead, retries)
+        yield from _consumer_metrics(self._session_factory, snap.deliveries)
         yield GaugeMetricFamily("orderflow_outbox_unpublished", "Outbox events not yet published",
                                 value=snap.unpublished)
         yield GaugeMetricFamily("orderflow_outbox_lag_seconds",
                                 "Age of the oldest unpublished outbox event (0 when none)",
                                 value=snap.outbox_lag_seconds)
+
+
+def _consumer_metrics(session_factory: SessionFactory,
+                      deliveries: dict[tuple[str, str], int]) -> Iterator[Metric]:
+    """Each consumer's status (1 for the one it is in), held deliveries, how long its breaker is open."""
+    status = GaugeMetricFamily("orderflow_consumer_status",
+                               "1 for the consumer's current status: running, paused, breaker_open, "
+                               "breaker_half_open", labels=["consumer", "status"])
+    held = GaugeMetricFamily("orderflow_consumer_held", "Deliveries held (consumer paused or breaker open)",
+                             labels=["consumer"])
+    open_for = GaugeMetricFamily("orderflow_breaker_open_seconds",
+                                 "How long the consumer's breaker has been open (0 when closed)",
+                                 labels=["consumer"])
+    now = utcnow()
+    for consumer, view in consumer_control.views(session_factory).items():
+        for name in CONSUMER_STATUSES:
+            status.add_metric([consumer, name], 1 if view.status == name else 0)
+        held.add_metric([consumer], deliveries.get((consumer, HELD), 0))
+        opened = view.breaker.opened_at if view.breaker.state != "closed" else None
+        open_for.add_metric([consumer], max(0.0, (now - opened).total_seconds()) if opened else 0.0)
+    yield from (status, held, open_for)
 
 
 def register(app: Flask, session_factory: SessionFactory) -> None:

@@ -9,6 +9,7 @@ from shop.models import Feedback
 
 from orders.payments import CARD_DECLINED
 from tasks.relay import relay_once
+from tests.support.bad_requests import BAD_ORDER_REQUESTS
 from tests.support.orders import all_final, order_input
 from tests.support.waiting import wait_until
 
@@ -77,3 +78,17 @@ def test_with_a_real_worker_both_views_side_effects_happen(
     mails = wait_until(lambda: len(smtp_sink.messages()) == 2 and smtp_sink.messages())
     subjects = sorted(m.split(b"Subject: ")[1].split(b"\n")[0].strip() for m in mails)
     assert subjects == [b"Thanks for your feedback", f"Your order {placed['order_id']} is confirmed".encode()]
+
+
+@pytest.mark.parametrize(("case", "body", "content_type"), BAD_ORDER_REQUESTS,
+                         ids=[case for case, _, _ in BAD_ORDER_REQUESTS])
+def test_order_view_answers_bad_input_exactly_like_the_api(orderflow, settings, case, body, content_type):
+    from web import create_app
+
+    api = create_app({"ORDERFLOW_SETTINGS": settings, "AFTER_COMMIT": None})
+    expected = api.test_client().post("/orders", data=body, content_type=content_type)
+
+    got = Client().post("/orders/", body, content_type=content_type)
+
+    assert 400 <= expected.status_code < 500
+    assert (got.status_code, got.json()) == (expected.status_code, expected.json)

@@ -1,7 +1,9 @@
 """Email: send the order confirmation over SMTP, classifying failures for the retry policy.
 
-4xx replies, refused connections and timeouts are transient (retry with
-backoff); 5xx replies are permanent (dead letter at once).
+A failure of this one message (its address, its recipient refused with 5xx,
+its size, a payload that cannot be rendered) is permanent: dead letter at once.
+A failure of the server (refused connection, timeout, 4xx, 421, the session
+refused) is transient: retry with backoff. The rules: smtp_failures.py.
 
 `SmtpSession` keeps one connection for several messages (a batch of
 deliveries): connecting, EHLO and QUIT are paid once per batch, not per mail.
@@ -12,13 +14,19 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.mime.text import MIMEText
+from email.utils import getaddresses
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from config.settings import Settings
-from orders.errors import PermanentError, TransientError
+from orders.consumers.payload import reading_payload
+from orders.consumers.smtp_failures import NO_SMTPUTF8, classify
+from orders.errors import PermanentError
+from orders.mail_addresses import mailbox, recipient
+from orders.text import one_line
 
 
 @contextmanager
@@ -58,17 +66,17 @@ class SmtpSession:
     def send(self, message: Message) -> None:
         """Raise TransientError (retry later) or PermanentError (give up) when not accepted."""
         try:
-            self._connection().send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
+            smtp = self._connection()
+            if _needs_smtputf8(message):
+                smtp.ehlo_or_helo_if_needed()
+                if not smtp.has_extn("smtputf8"):
+                    # This message's problem, not the server's: the session goes on for the next
+                    # ones, and an operator replays it once the server offers SMTPUTF8.
+                    raise PermanentError(NO_SMTPUTF8)
+            smtp.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
             self.close()
-            code, reply = next(iter(exc.recipients.values()))
-            raise _classify(code, reply) from exc
-        except smtplib.SMTPResponseException as exc:
-            self.close()
-            raise _classify(exc.smtp_code, exc.smtp_error) from exc
-        except (OSError, smtplib.SMTPException) as exc:  # refused, reset, timeout, disconnected
-            self.close()
-            raise TransientError(f"SMTP unreachable: {exc!r}") from exc
+            raise classify(exc) from exc
 
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -101,36 +109,40 @@ class SmtpSession:
 
 
 def confirmation_message(*, mail_from: str, event_id: str, payload: dict[str, Any]) -> Message:
-    headers = {
-        "From": mail_from,
-        "To": payload["customer_email"],
-        "Subject": f"Your order {payload['order_id']} is confirmed",
-        # Stable per event: a receiver can drop the copy of a re-sent confirmation.
-        "Message-ID": f"<{event_id}.confirmation@orderflow>",
-        "X-Orderflow-Event": event_id,
-    }
-    lines = "\n".join(
-        f"  {ln['quantity']} x {ln['name']} ({ln['sku']})" for ln in payload["lines"]
-    )
-    total = f"{payload['total_cents'] / 100:.2f} {payload['currency']}"
-    name = payload.get("customer_name") or "customer"
-    body = f"Hello {name},\n\nthank you for your order:\n{lines}\n\nTotal: {total}\n"
+    """The confirmation mail, or PermanentError when the payload cannot make one."""
+    to = recipient(payload.get("customer_email") if isinstance(payload, dict) else None)
+    with reading_payload("order.created"):
+        name = one_line(str(payload.get("customer_name") or ""))
+        headers: dict[str, str | Address] = {
+            "From": mail_from,
+            "To": mailbox(name, to),
+            "Subject": one_line(f"Your order {payload['order_id']} is confirmed"),
+            # Stable per event: a receiver can drop the copy of a re-sent confirmation.
+            "Message-ID": f"<{event_id}.confirmation@orderflow>",
+            "X-Orderflow-Event": event_id,
+        }
+        lines = "\n".join(
+            f"  {int(ln['quantity'])} x {one_line(str(ln['name']))} ({one_line(str(ln['sku']))})"
+            for ln in payload["lines"]
+        )
+        total = f"{int(payload['total_cents']) / 100:.2f} {one_line(str(payload['currency']))}"
+    body = f"Hello {name or 'customer'},\n\nthank you for your order:\n{lines}\n\nTotal: {total}\n"
     message: Message
-    if all(value.isascii() for value in headers.values()):
+    if all(isinstance(value, str) and value.isascii() for value in headers.values()):
         # The usual case. The classic API builds and flattens a plain-text message about five
         # times cheaper than EmailMessage's header registry (1.1 -> 0.2 ms, most of an email
         # delivery's own CPU); the body may still be any Unicode (utf-8, base64).
         message = MIMEText(body, "plain", "us-ascii" if body.isascii() else "utf-8")
-    else:  # non-ASCII addresses or subject: let EmailMessage encode the headers properly
+    else:  # a non-ASCII address (sent with SMTPUTF8): EmailMessage writes it as UTF-8
         message = EmailMessage()
         message.set_content(body)
     for header, value in headers.items():
-        message[header] = value
+        # An Address only ever goes into an EmailMessage (the non-ASCII branch above).
+        message[header] = value  # type: ignore[assignment]
     return message
 
 
-def _classify(code: int, reply: bytes | str) -> Exception:
-    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
-    if 400 <= code < 500:
-        return TransientError(f"SMTP {code} {text}")
-    return PermanentError(f"SMTP {code} {text}")
+def _needs_smtputf8(message: Message) -> bool:
+    """Whether smtplib will ask for SMTPUTF8: an envelope address is not ASCII (as smtplib sees it)."""
+    fields = [str(message[name]) for name in ("From", "Sender", "To", "Cc", "Bcc") if message[name]]
+    return not "".join(address for _, address in getaddresses(fields)).isascii()

@@ -7,6 +7,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Table, bindparam, update
 from sqlalchemy.orm import Session
 
+from orders.consumers.payload import positive_int, reading_payload
 from orders.models import OrderLine, Product
 
 RESERVED, BACKORDERED = "reserved", "backordered"
@@ -19,13 +20,17 @@ def reserve_stock(session: Session, event_id: str, payload: dict[str, Any]) -> d
     concurrent orders can never drive stock negative. Lines are taken in sku
     order so two orders for the same products cannot deadlock on PostgreSQL.
     """
+    with reading_payload("order.created"):
+        # Read whole before the first statement: a bad line is the message's permanent problem
+        # and must not leave half of the stock taken.  A quantity below 1 would *add* stock.
+        order_id = str(payload["order_id"])
+        wanted = sorted((str(ln["sku"]), positive_int(ln["quantity"], "quantity")) for ln in payload["lines"])
     outcomes: dict[str, str] = {}
-    for line in sorted(payload["lines"], key=lambda ln: ln["sku"]):
-        sku, quantity = line["sku"], int(line["quantity"])
+    for sku, quantity in wanted:
         result: CursorResult = session.execute(  # type: ignore[assignment]
             _TAKE_STOCK, {"wanted_sku": sku, "quantity": quantity})
         outcomes[sku] = RESERVED if result.rowcount == 1 else BACKORDERED
-        session.execute(_SET_FULFILMENT, {"wanted_order": payload["order_id"], "wanted_sku": sku,
+        session.execute(_SET_FULFILMENT, {"wanted_order": order_id, "wanted_sku": sku,
                                           "outcome": outcomes[sku]})
     return outcomes
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from config.settings import Settings
 from orders.consumers.email import send_message
+from orders.mail_addresses import mailbox, recipient
+from orders.text import one_line
 
 # Short: it runs in the request after the commit, and the user is waiting.
 SMTP_TIMEOUT_SECONDS = 5.0
@@ -24,12 +26,13 @@ def send_welcome(*, event_id: str, payload: dict[str, Any], settings: Settings) 
 
 
 def welcome_message(*, mail_from: str, event_id: str, payload: dict[str, Any]) -> EmailMessage:
+    to = recipient(payload.get("email"))
+    name = one_line(str(payload.get("name") or ""))
     message = EmailMessage()
     message["From"] = mail_from
-    message["To"] = payload["email"]
+    message["To"] = mailbox(name, to)
     message["Subject"] = "Welcome to orderflow"
     message["Message-ID"] = f"<{event_id}.welcome@orderflow>"
     message["X-Orderflow-Event"] = event_id
-    name = payload.get("name") or "there"
-    message.set_content(f"Hello {name},\n\nwelcome! Your account {payload['email']} is ready.\n")
+    message.set_content(f"Hello {name or 'there'},\n\nwelcome! Your account {payload['email']} is ready.\n")
     return message

@@ -21,6 +21,7 @@ from orders.seed import seed_products
 from outbox.db import SessionFactory
 from outbox.subscriptions import all_consumers
 from tasks import runtime as runtime_module
+from tasks.broker_setup import queue_for
 from tests.support.databases import fresh_database
 from tests.support.rabbitmq import fresh_vhost, purge
 from tests.support.redis_server import flush
@@ -113,21 +114,24 @@ def celery_app(broker_settings: Settings) -> Iterator[Celery]:
     conf = celeryconfig.broker_conf(broker_settings)
     saved = {key: app.conf.get(key) for key in [*conf, *celeryconfig.broker_conf(Settings(
         database_url="", broker_url="amqp://x"))]}
-    app.conf.update(conf)
-    _forget_broker_connections(app)
+    _use_broker(app, conf)
     yield app
-    app.conf.update(saved)
-    _forget_broker_connections(app)
+    _use_broker(app, saved)
 
 
-def _forget_broker_connections(app: Celery) -> None:
-    """Celery caches its connection pools with the broker_url of their first use: drop them,
-    so a pool made for another URL (another test, the shared DB 0) is never reused.
-    (Not closed: a publisher thread of the previous test may still hold a connection.)"""
+def _use_broker(app: Celery, conf: dict[str, Any]) -> None:
+    """Point the app at another broker. Celery caches its connection pools, the queues, their
+    exchange and the router with the configuration of their first use: drop them, so nothing
+    made for another broker (another test, the shared DB 0) is reused. A queue added at run
+    time (a consumer declared by a test: tasks/consumer_tasks.py) is made again, for this broker.
+    (Pools not closed: a publisher thread of the previous test may still hold a connection.)"""
+    configured = {q.name for q in conf.get("task_queues") or []}
+    added = [name for name in app.amqp.queues if name not in configured]
+    app.conf.update(conf)
     app._pool = None
-    # app.amqp caches the queues, their exchange, the router and the producer pool, all
-    # built from the configuration of their first use: a new one reads this test's.
     app.__dict__.pop("amqp", None)
+    for name in added:
+        app.amqp.queues.select_add(queue_for(app, name))
 
 
 @dataclass

@@ -70,7 +70,7 @@ def test_signup_sends_the_welcome_email_in_process_with_no_broker(settings, runt
     assert response.json["customer"]["email"] == "grace@example.com"
     # In-process: the mail is sent before the response returns, no worker involved.
     [mail] = smtp_sink.messages()
-    assert b"Subject: Welcome to orderflow" in mail and b"To: grace@example.com" in mail
+    assert b"Subject: Welcome to orderflow" in mail and b"To: Grace <grace@example.com>" in mail
 
 
 def test_a_failing_in_process_subscriber_is_logged_and_never_breaks_the_request(

@@ -9,8 +9,10 @@ import pytest
 from config.settings import PROJECT_ROOT
 from orders.payments import CARD_DECLINED
 from tasks.relay import relay_once
+from tests.support.bad_requests import BAD_ORDER_REQUESTS
 from tests.support.orders import all_final, order_input
 from tests.support.waiting import wait_until
+from web import create_app
 
 
 @pytest.fixture
@@ -42,3 +44,18 @@ def test_checkout_view_maps_orderflow_errors(flask_example, settings, runtime, r
     app = flask_example.create_app({"ORDERFLOW_SETTINGS": settings, "CELERY": {"broker_url": redis_url}})
     response = app.test_client().post("/checkout", json=order_input(card_token=CARD_DECLINED))
     assert response.status_code == 402 and response.json["error"]["code"] == "payment_declined"
+
+
+@pytest.mark.parametrize(("case", "body", "content_type"), BAD_ORDER_REQUESTS,
+                         ids=[case for case, _, _ in BAD_ORDER_REQUESTS])
+def test_checkout_answers_bad_input_exactly_like_the_api(flask_example, settings, runtime, redis_url,
+                                                         case, body, content_type):
+    example = flask_example.create_app({"ORDERFLOW_SETTINGS": settings, "CELERY": {"broker_url": redis_url}})
+    api = create_app({"ORDERFLOW_SETTINGS": settings, "AFTER_COMMIT": None})
+
+    got = example.test_client().post("/checkout", data=body, content_type=content_type)
+    expected = api.test_client().post("/orders", data=body, content_type=content_type)
+
+    assert 400 <= expected.status_code < 500
+    assert (got.status_code, got.json) == (expected.status_code, expected.json)
+    assert set(got.json) == {"error"} and {"code", "message"} <= set(got.json["error"])

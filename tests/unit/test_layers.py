@@ -15,6 +15,8 @@ FORBIDDEN = {
     "outbox": {"orders", "tasks", "web", "cli", "bootstrap", "celery", "kombu", "flask", "django"},
     "orders": {"tasks", "web", "cli", "bootstrap", "celery", "kombu", "flask", "django"},
     "tasks": {"web", "cli", "bootstrap", "flask", "django"},
+    # The stream server reads the database and listens to the feed: no Celery, no Flask.
+    "live": {"web", "cli", "tasks", "bootstrap", "celery", "kombu", "flask", "django"},
 }
 ENV_READERS = re.compile(r"os\.environ|getenv\(")
 
@@ -45,7 +47,7 @@ def test_a_layer_imports_only_the_layers_below_it(package):
 
 def test_no_module_imports_a_private_name_of_another():
     wrong = []
-    for package in ("config", "outbox", "orders", "tasks", "web", "cli", "bench", "examples"):
+    for package in ("config", "outbox", "orders", "tasks", "web", "live", "cli", "bench", "examples"):
         for path in python_files(package):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ImportFrom) and node.level == 0:
@@ -56,7 +58,7 @@ def test_no_module_imports_a_private_name_of_another():
 
 def test_only_the_settings_module_reads_the_environment():
     readers = [str(path.relative_to(ROOT))
-               for package in ("config", "outbox", "orders", "tasks", "web", "cli")
+               for package in ("config", "outbox", "orders", "tasks", "web", "live", "cli")
                for path in python_files(package) if ENV_READERS.search(path.read_text())]
     readers += [name for name in ("celeryconfig.py", "bootstrap.py")
                 if ENV_READERS.search((ROOT / name).read_text())]

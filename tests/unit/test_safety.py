@@ -109,3 +109,14 @@ def test_a_bad_queue_type_is_refused(monkeypatch):
     monkeypatch.setenv("RABBITMQ_QUEUE_TYPE", "stream")
     with pytest.raises(UnsafeSettings, match="RABBITMQ_QUEUE_TYPE must be one of quorum, classic"):
         check_or_exit(configured())
+
+
+def test_a_retention_shorter_than_the_retry_horizon_is_refused_at_start_up(monkeypatch):
+    monkeypatch.setenv("ORDERFLOW_RETENTION", "1h")
+    with pytest.raises(UnsafeSettings) as caught:
+        check_or_exit(configured())
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("orderflow: refusing to start: ORDERFLOW_RETENTION 3600s must exceed "
+                              "the retry horizon ")
+    assert "email's retries" in message and "broker visibility timeout 3600s" in message

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-from web.sse import _forward
+from live.progress import forward
 
 
 def status(consumer: str, state: str, attempts: int) -> dict:
@@ -14,25 +12,23 @@ def status(consumer: str, state: str, attempts: int) -> dict:
 
 def test_duplicates_and_stale_statuses_are_not_sent_again():
     sent: dict = {}
-    chunks = [
-        *_forward([status("email", "pending", 0), status("inventory", "pending", 0)], sent),
-        *_forward([status("email", "running", 1)], sent),
-        *_forward([status("email", "running", 1)], sent),  # read from the database and the channel
-        *_forward([status("email", "retrying", 1)], sent),
-        *_forward([status("email", "succeeded", 2)], sent),  # a database re-read got ahead
-        *_forward([status("email", "running", 2)], sent),  # the channel's older message: dropped
+    shown = [
+        *forward([status("email", "pending", 0), status("inventory", "pending", 0)], sent),
+        *forward([status("email", "running", 1)], sent),
+        *forward([status("email", "running", 1)], sent),  # read from the database and the channel
+        *forward([status("email", "retrying", 1)], sent),
+        *forward([status("email", "succeeded", 2)], sent),  # a database re-read got ahead
+        *forward([status("email", "running", 2)], sent),  # the channel's older message: dropped
     ]
-    shown = [json.loads(c.removeprefix("data: ")) for c in chunks]
     assert [(s["consumer"], s["state"], s["attempts"]) for s in shown] == [
         ("email", "pending", 0), ("inventory", "pending", 0), ("email", "running", 1),
         ("email", "retrying", 1), ("email", "succeeded", 2)]
-    assert all(c.endswith("\n\n") for c in chunks)
 
 
 def test_the_database_is_sent_as_is_so_a_replayed_dead_letter_shows_up():
     sent: dict = {}
-    list(_forward([status("email", "dead", 3)], sent, from_database=True))
-    assert list(_forward([status("email", "running", 1)], sent)) == []  # channel: looks stale
-    [chunk] = _forward([status("email", "pending", 0)], sent, from_database=True)  # replayed
-    assert json.loads(chunk.removeprefix("data: "))["state"] == "pending"
-    assert list(_forward([status("email", "pending", 0)], sent, from_database=True)) == []
+    list(forward([status("email", "dead", 3)], sent, from_database=True))
+    assert list(forward([status("email", "running", 1)], sent)) == []  # channel: looks stale
+    [replayed] = forward([status("email", "pending", 0)], sent, from_database=True)
+    assert replayed["state"] == "pending"
+    assert list(forward([status("email", "pending", 0)], sent, from_database=True)) == []

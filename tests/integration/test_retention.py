@@ -1,0 +1,139 @@
+"""Retention on SQLite and PostgreSQL: what `prune` removes, what it keeps, and how it says so."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from cli.main import main
+from orders.models import Order
+from outbox.clock import utcnow
+from outbox.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent
+from outbox.retention import prune
+from tasks import pruner
+from tests.support.orders import place
+from web import create_app
+
+DAY = 86400.0
+CONSUMERS = ("email", "inventory", "analytics")
+
+
+def finished(session_factory, *, days_ago: float, states: dict[str, str] | None = None,
+             published: bool = True, audit: bool = False) -> str:
+    """A placed order whose event was published, and delivered as `states` say, `days_ago` days ago."""
+    placed = place(session_factory)
+    at = utcnow() - timedelta(days=days_ago)
+    states = {c: "succeeded" for c in CONSUMERS} if states is None else states
+    with session_factory.begin() as session:
+        session.execute(update(OutboxEvent).where(OutboxEvent.id == placed.event_id).values(
+            created_at=at, published_at=at if published else None))
+        for consumer, state in states.items():
+            delivery = Delivery(event_id=placed.event_id, consumer=consumer, state=state, attempts=2,
+                                created_at=at, updated_at=at)
+            session.add(delivery)
+            session.add(DeliveryError(event_id=placed.event_id, consumer=consumer, attempt=1,
+                                      outcome="retrying", error="TransientError: later", created_at=at))
+            if audit:
+                session.flush()
+                session.add(DeadLetterAction(delivery_id=delivery.id, action="discard", actor="ada",
+                                             created_at=at))
+    return placed.event_id
+
+
+def count(session_factory, model, event_id: str | None = None) -> int:
+    query = select(func.count()).select_from(model)
+    if event_id is not None:
+        column = OutboxEvent.id if model is OutboxEvent else model.event_id
+        query = query.where(column == event_id)
+    with session_factory() as session:
+        return session.scalar(query) or 0
+
+
+def test_prune_removes_finished_events_with_their_records_and_keeps_everything_else(session_factory):
+    old = finished(session_factory, days_ago=40)
+    resolved = finished(session_factory, days_ago=40, audit=True,
+                        states={"email": "discarded", "inventory": "succeeded", "analytics": "succeeded"})
+    dead = finished(session_factory, days_ago=40,
+                    states={"email": "dead", "inventory": "succeeded", "analytics": "succeeded"})
+    recent = finished(session_factory, days_ago=10)
+    missing = finished(session_factory, days_ago=40, states={"email": "succeeded", "analytics": "succeeded"})
+    stuck = finished(session_factory, days_ago=40,
+                     states={"email": "retrying", "inventory": "succeeded", "analytics": "succeeded"})
+    unpublished = finished(session_factory, days_ago=40, states={}, published=False)
+
+    done = prune(session_factory, retention_seconds=30 * DAY)
+
+    assert (done.events, done.deliveries, done.errors, done.actions) == (2, 6, 6, 3)
+    for gone in (old, resolved):
+        assert [count(session_factory, m, gone) for m in (OutboxEvent, Delivery, DeliveryError)] == [0, 0, 0]
+    # a dead letter keeps its event (payload included) until resolved; the others are not finished
+    for kept in (dead, recent, missing, stuck, unpublished):
+        assert count(session_factory, OutboxEvent, kept) == 1, kept
+    assert count(session_factory, Delivery, dead) == 3
+    assert count(session_factory, Order) == 7  # orders are never pruned
+    assert prune(session_factory, retention_seconds=30 * DAY).events == 0  # repeatable
+
+
+def test_prune_goes_in_bounded_batches(session_factory):
+    for _ in range(7):
+        finished(session_factory, days_ago=40)
+    done = prune(session_factory, retention_seconds=30 * DAY, batch_size=3)
+    assert (done.events, done.batches) == (7, 3)
+    assert count(session_factory, OutboxEvent) == 0 and count(session_factory, Delivery) == 0
+
+
+def test_the_relay_pruner_uses_the_configured_retention(runtime):
+    gone = finished(runtime.session_factory, days_ago=40)
+    kept = finished(runtime.session_factory, days_ago=20)
+    assert pruner.prune_once(runtime) == 1
+    assert count(runtime.session_factory, OutboxEvent, gone) == 0
+    assert count(runtime.session_factory, OutboxEvent, kept) == 1
+
+
+def test_an_order_whose_records_were_pruned_still_answers(settings, session_factory):
+    event_id = finished(session_factory, days_ago=40)
+    with session_factory() as session:
+        order_id = session.scalar(select(Order.id).order_by(Order.created_at.desc()))
+    prune(session_factory, retention_seconds=30 * DAY)
+    assert count(session_factory, OutboxEvent, event_id) == 0
+
+    api = create_app({"ORDERFLOW_SETTINGS": settings, "AFTER_COMMIT": None}).test_client()
+    response = api.get(f"/orders/{order_id}")
+    assert response.status_code == 200
+    [event] = response.json["order"]["events"]
+    assert event["type"] == "order.created" and event["pruned"] is True
+    assert {c: d["state"] for c, d in event["deliveries"].items()} == {c: "completed" for c in CONSUMERS}
+
+
+@pytest.fixture
+def orderflow(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_prune_command_refuses_a_retention_within_the_horizon_and_prunes_otherwise(session_factory,
+                                                                                   orderflow):
+    finished(session_factory, days_ago=40)
+    finished(session_factory, days_ago=1)
+
+    code, out, err = orderflow("prune", "--older-than", "0s")
+    assert (code, out) == (1, "")
+    assert err.startswith("orderflow prune: refused: --older-than 0s must exceed the retry horizon ")
+    assert err.count("\n") == 1 and "RECONCILE_AFTER_SECONDS 600s" in err
+    assert count(session_factory, OutboxEvent) == 2
+
+    code, out, err = orderflow("prune", "--older-than", "banana")
+    assert code == 1 and "--older-than must be a duration like 30d" in err
+
+    code, out, err = orderflow("prune")
+    assert (code, err) == (0, "")
+    assert out.startswith("pruned 1 outbox event(s), 3 delivery record(s), 3 attempt error(s)")
+    assert count(session_factory, OutboxEvent) == 1
