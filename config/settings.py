@@ -53,6 +53,17 @@ def default_database_url(environ: Mapping[str, str] | None = None) -> str:
 class Settings:
     database_url: str = field(default_factory=default_database_url)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # BROKER_URL: the Celery broker. Empty = REDIS_URL (Redis stays the default); an
+    # amqp:// URL runs everything on RabbitMQ (celeryconfig.py, tasks/safety.py).
+    broker_url: str = ""
+    # RabbitMQ only: "quorum" (replicated, the default) or "classic" per-consumer queues.
+    rabbitmq_queue_type: str = "quorum"
+    # RabbitMQ only: the server's consumer_timeout (rabbitmq.conf, default 30 min): a delivery
+    # not acked within it closes the worker's channel. The safety checks compare against it.
+    rabbitmq_consumer_timeout: float = 1800.0
+    # RabbitMQ only: AMQP heartbeat. A worker host cut off is noticed (and its unacked
+    # messages handed to another worker) about this long after it went silent.
+    broker_heartbeat: int = 30
     smtp_url: str = "smtp://127.0.0.1:8025"
     mail_from: str = "orders@orderflow.example"
     # Who publishes right after commit (PUBLISH_MODE): "fast_path" (a thread in the web
@@ -134,6 +145,11 @@ class Settings:
         return cls(
             database_url=normalize_database_url(env.get("DATABASE_URL") or default_database_url(env)),
             redis_url=env.get("REDIS_URL") or defaults.redis_url,
+            broker_url=env.get("BROKER_URL") or "",
+            rabbitmq_queue_type=parse_queue_type(env.get("RABBITMQ_QUEUE_TYPE") or "quorum"),
+            rabbitmq_consumer_timeout=float(
+                env.get("RABBITMQ_CONSUMER_TIMEOUT", defaults.rabbitmq_consumer_timeout)),
+            broker_heartbeat=int(env.get("BROKER_HEARTBEAT", defaults.broker_heartbeat)),
             smtp_url=env.get("SMTP_URL") or defaults.smtp_url,
             mail_from=env.get("MAIL_FROM") or defaults.mail_from,
             publish_mode=parse_publish_mode(env.get("PUBLISH_MODE") or defaults.publish_mode),
@@ -195,6 +211,24 @@ class Settings:
         return self.publish_mode == "fast_path"
 
     @property
+    def broker(self) -> str:
+        """The Celery broker URL: BROKER_URL, else REDIS_URL."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def on_rabbitmq(self) -> bool:
+        return is_rabbitmq(self.broker)
+
+    @property
+    def status_feed_url(self) -> str:
+        """Where live delivery states are announced (outbox/status_feed.py): Redis pub/sub with
+        a Redis broker; PostgreSQL NOTIFY with RabbitMQ; "" (none: the stream polls the
+        database) with RabbitMQ and SQLite, so no Redis is ever needed beside RabbitMQ."""
+        if not self.on_rabbitmq:
+            return self.broker
+        return self.database_url if is_postgresql(self.database_url) else ""
+
+    @property
     def effective_relay_grace_seconds(self) -> float:
         """The grace exists only to let the fast path go first; without it, none."""
         return self.relay_grace_seconds if self.uses_fast_path else 0.0
@@ -208,6 +242,20 @@ def parse_publish_mode(value: str) -> str:
     if mode not in PUBLISH_MODES:
         raise ValueError(f"PUBLISH_MODE must be one of {', '.join(PUBLISH_MODES)}, not {value!r}")
     return mode
+
+
+QUEUE_TYPES = ("quorum", "classic")
+
+
+def parse_queue_type(value: str) -> str:
+    kind = value.strip().lower()
+    if kind not in QUEUE_TYPES:
+        raise ValueError(f"RABBITMQ_QUEUE_TYPE must be one of {', '.join(QUEUE_TYPES)}, not {value!r}")
+    return kind
+
+
+def is_rabbitmq(url: str) -> bool:
+    return url.startswith(("amqp://", "amqps://", "pyamqp://"))
 
 
 def parse_retry_policies(value: str) -> dict[str, dict[str, Any]]:

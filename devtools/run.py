@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.settings import PROJECT_ROOT, mask_url, var_dir
+from config.settings import PROJECT_ROOT, is_rabbitmq, mask_url, var_dir
 from devtools import local_postgres, readiness
 from devtools.local_redis import is_reachable
 from devtools.local_system import clear_state, find_running, write_state
@@ -65,7 +65,8 @@ def plan(env: dict[str, str], *, servers_only: bool = False) -> Plan:
         port = remembered_port("smtp", ports, preferred=8025)
         env.update(LOCAL_SMTP_PORT=str(port), SMTP_URL=f"smtp://127.0.0.1:{port}")
         result.servers.append("smtp")
-    if not (env.get("REDIS_URL") and is_reachable(env["REDIS_URL"])):
+    on_rabbitmq = is_rabbitmq(env.get("BROKER_URL") or "")  # then nothing needs Redis
+    if not on_rabbitmq and not (env.get("REDIS_URL") and is_reachable(env["REDIS_URL"])):
         if env.get("REDIS_URL"):
             print(f"REDIS_URL {mask_url(env['REDIS_URL'])} does not answer; starting a local Redis")
         port = remembered_port("redis", ports, preferred=6390)
@@ -129,6 +130,11 @@ def read_procfile(path: Path = PROJECT_ROOT / "Procfile") -> dict[str, str]:
     return commands
 
 
+def broker_of(env: dict[str, str]) -> str:
+    """BROKER_URL (RabbitMQ: no Redis at all), else REDIS_URL."""
+    return env.get("BROKER_URL") or env.get("REDIS_URL", "")
+
+
 def said_ready(supervisor: Supervisor, name: str) -> readiness.Probe:
     return lambda: supervisor.children[name].marker_seen
 
@@ -138,7 +144,7 @@ def probes(env: dict[str, str], commands: dict[str, str], supervisor: Supervisor
     """How to ask each process whether it is up."""
     found: dict[str, readiness.Probe] = {
         "smtp": readiness.tcp_open(int(env.get("LOCAL_SMTP_PORT") or 0)),
-        "redis": readiness.redis_ping(env["REDIS_URL"]),
+        "redis": readiness.redis_ping(env.get("REDIS_URL", "")),
         "postgres": readiness.postgres_accepts(
             local_postgres.admin_url(int(env.get("LOCAL_POSTGRES_PORT") or 0))),
         "web": readiness.http_ok(f"http://127.0.0.1:{env['WEB_PORT']}/healthz"),
@@ -165,7 +171,7 @@ class LocalRun:
                                      var_dir=VAR_DIR, apps=bool(the_plan.apps))
         self.supervisor = Supervisor(self.commands, self.env, PROJECT_ROOT, on_change=self.write_state,
                                      stop_signals=STOP_SIGNALS)
-        self.ping = readiness.CeleryPing(self.env["REDIS_URL"])
+        self.ping = readiness.CeleryPing(broker_of(self.env))
         names = [*the_plan.servers, *the_plan.apps]
         all_probes = probes(self.env, self.commands, self.supervisor, self.ping)
         self.watcher = ReadinessWatcher(self.supervisor, {n: all_probes[n] for n in names},
@@ -182,7 +188,7 @@ class LocalRun:
                 "ready": self.watcher.announced,
                 "urls": {"web": f"http://127.0.0.1:{self.env['WEB_PORT']}",
                          "operator": f"http://127.0.0.1:{self.env['WEB_PORT']}/admin",
-                         "flower": self.env["FLOWER_URL"], "broker": self.env["REDIS_URL"],
+                         "flower": self.env["FLOWER_URL"], "broker": broker_of(self.env),
                          "database": self.env["DATABASE_URL"], "smtp": self.env["SMTP_URL"]},
                 "mail_dir": str(VAR_DIR / "mail") if "smtp" in self.plan.servers else None,
                 "summary": self.summary,

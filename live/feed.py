@@ -4,22 +4,26 @@
 with each status, and `on_state(True/False)` when the subscription is live or
 lost (while it is lost the streams read the database every second). Today the
 delivery tasks announce on Redis pub/sub (`outbox/status_feed.py`), so the feed
-is one pattern subscription to `orderflow:deliveries:*`; a PostgreSQL
-LISTEN/NOTIFY feed (a broker without pub/sub, e.g. RabbitMQ) implements the
-same two calls.
+is one pattern subscription to `orderflow:deliveries:*`. With RabbitMQ (no
+Redis at all) they NOTIFY on PostgreSQL and the feed is one LISTEN
+(`PostgresNotifyFeed`); with RabbitMQ and SQLite there is no feed (`NoFeed`):
+the streams read the database every second. `feed_for` picks by
+`Settings.status_feed_url`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import psycopg
 import redis.asyncio as aioredis
 
-from config.settings import mask_url
-from outbox import status_feed
+from config.settings import is_postgresql, mask_url
+from outbox import status_feed, status_notify
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,60 @@ class RedisPatternFeed:
                 await _close(pubsub, client)
             await asyncio.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
             failures += 1
+
+
+class PostgresNotifyFeed:
+    """One `LISTEN orderflow_deliveries` connection (outbox/status_notify.py)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+
+    async def run(self, on_update: OnUpdate, on_state: OnState) -> None:
+        failures = 0
+        while True:
+            conn: psycopg.AsyncConnection[Any] | None = None
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    status_notify.conninfo(self.database_url), autocommit=True,
+                    connect_timeout=status_notify.CONNECT_TIMEOUT_SECONDS)
+                await conn.execute(f"LISTEN {status_notify.CHANNEL}")
+                log.info("listening to %s on %s", status_notify.CHANNEL, mask_url(self.database_url))
+                failures = 0
+                on_state(True)
+                async for note in conn.notifies():
+                    status = status_feed.parse(note.payload)
+                    if status is not None:
+                        on_update(status)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # lost or refused: the streams poll the database meanwhile
+                log.warning("live updates unavailable (%s); reading the database every second",
+                            type(exc).__name__)
+            finally:
+                on_state(False)
+                if conn is not None:
+                    # A broken connection may fail to close; nothing is left to do then.
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
+            failures += 1
+
+
+class NoFeed:
+    """RabbitMQ with SQLite: nothing announces; the streams read the database every second."""
+
+    async def run(self, on_update: OnUpdate, on_state: OnState) -> None:
+        on_state(False)
+        await asyncio.Event().wait()  # until cancelled
+
+
+def feed_for(feed_url: str) -> UpdateFeed:
+    """The feed that hears what the delivery tasks announce (Settings.status_feed_url)."""
+    if not feed_url:
+        return NoFeed()
+    if is_postgresql(feed_url):
+        return PostgresNotifyFeed(feed_url)
+    return RedisPatternFeed(feed_url)
 
 
 async def _close(pubsub: Any, client: Any) -> None:

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from config.settings import Settings
 from live import stream
-from live.feed import RedisPatternFeed, UpdateFeed
+from live.feed import UpdateFeed, feed_for
 from live.hub import ClientFull, Hub, StreamsFull
 from live.reader import BatchReader, ReadMany
 
@@ -45,13 +45,14 @@ SETTINGS = web.AppKey("settings", Settings)
 
 def create_app(settings: Settings, *, read_many: ReadMany | None = None,
                feed: UpdateFeed | None = None) -> web.Application:
-    """`read_many` and `feed` default to the database of `settings` and Redis pub/sub."""
+    """`read_many` and `feed` default to the database of `settings` and its status feed (Redis
+    pub/sub, or PostgreSQL NOTIFY with RabbitMQ: live/feed.py)."""
     app = web.Application()
     app[SETTINGS] = settings
     app[HUB] = Hub(max_open=settings.stream_max_open, max_per_client=settings.stream_max_per_client)
     app.router.add_get("/orders/{order_id}/events", order_events)
     app.router.add_get("/healthz", healthz)
-    app.cleanup_ctx.append(_background(read_many, feed or RedisPatternFeed(settings.redis_url)))
+    app.cleanup_ctx.append(_background(read_many, feed or feed_for(settings.status_feed_url)))
     app.on_shutdown.append(_close_streams)
     return app
 

@@ -1,11 +1,17 @@
-"""Live delivery status: every state change of a delivery, published on Redis pub/sub.
+"""Live delivery status: every state change of a delivery, published on Redis pub/sub
+(with a Redis broker) or PostgreSQL NOTIFY (with RabbitMQ: no Redis needed).
 
 The consumer tasks call `announce(...)` right after recording a state in the
-database; `GET /orders/<id>/events` (web/live.py) relays it as Server-Sent
-Events. Pub/sub stores nothing: a listener that is not subscribed misses the
-message, which is why the stream reads the database state after subscribing.
+database; the stream server (live/) relays it as Server-Sent Events. Pub/sub
+stores nothing: a listener that is not subscribed misses the message, which is
+why the stream reads the database state after subscribing.
 Announcing is best effort: it never raises, so a Redis hiccup can never fail
 or retry a delivery (the record in the database stays the truth).
+
+The feed URL (`Settings.status_feed_url`) says where: `redis://...` (pub/sub),
+`postgresql...` (NOTIFY on one channel, outbox/status_notify.py, heard by
+live/feed.py's PostgresNotifyFeed), or "" (none: RabbitMQ with SQLite;
+announcing does nothing and the streams read the database every second).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from typing import Any
 
 import redis
 
+from config.settings import is_postgresql
+from outbox import status_notify
 from outbox.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -63,7 +71,12 @@ def announce(redis_url: str, *, event_id: str, consumer: str, state: str, attemp
 def announce_many(redis_url: str, messages: list[dict[str, Any]]) -> bool:
     """Publish several state changes in one round trip (a batch of deliveries); never raises."""
     at = utcnow().isoformat()
+    if not redis_url:
+        return False  # no feed configured: listeners poll the database
     try:
+        if is_postgresql(redis_url):
+            status_notify.notify(redis_url, [json.dumps({**m, "at": at}) for m in messages])
+            return True
         pipeline = client(redis_url).pipeline(transaction=False)
         for message in messages:
             pipeline.publish(channel_for(message["event_id"]), json.dumps({**message, "at": at}))
@@ -98,3 +111,4 @@ def subscriber(redis_url: str) -> redis.Redis:
             found = _subscribers[redis_url] = redis.Redis.from_url(
                 redis_url, socket_connect_timeout=1, socket_keepalive=True)
         return found
+

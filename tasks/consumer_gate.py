@@ -48,6 +48,7 @@ from outbox.rate_limit import Grant, RateLimiter
 from outbox.states import HELD
 from outbox.subscriptions import batch_task_id, task_id_for
 from tasks import runtime
+from tasks.delays import broker_countdown
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def hold_failed(task: Task, item: Item, queue: str | None, error: str) -> None:
                                cap_seconds=rt.settings.breaker_probe_max_seconds + config.probe_seconds)
     log.warning("event=%s consumer=%s breaker %s: held, attempt given back; looking again in %.1fs",
                 item[0], consumer, view.breaker.state, countdown)
-    _announce(rt.settings.redis_url, [item[0]], consumer, error)
+    _announce(rt.settings.status_feed_url, [item[0]], consumer, error)
     _send(task, [item], queue, countdown=countdown)
 
 
@@ -139,7 +140,7 @@ def hold(task: Task, items: Sequence[Item], queue: str | None, *, countdown: flo
     deliveries.hold_many(rt.session_factory, event_ids=ids, consumer=consumer, queue=queue)
     log.info("consumer=%s %s: %d delivery(ies) held, first event=%s; looking again in %.1fs",
              consumer, why, len(ids), ids[0], countdown)
-    _announce(rt.settings.redis_url, ids, consumer, None)
+    _announce(rt.settings.status_feed_url, ids, consumer, None)
     _send(task, list(items), queue, countdown=countdown)
 
 
@@ -151,6 +152,8 @@ def forget() -> None:
 
 def _send(task: Task, items: list[Item], queue: str | None, *, countdown: float) -> None:
     consumer = task.consumer  # type: ignore[attr-defined]
+    # Whole seconds on RabbitMQ quorum queues, or the message is lost (tasks/delays.py).
+    countdown = broker_countdown(task.app, countdown) or countdown
     if len(items) == 1:
         event_id, payload = items[0]
         task.apply_async(args=[event_id, payload], task_id=task_id_for(event_id, consumer), queue=queue,

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
-
 import orders.subscriptions  # noqa: F401  (the shop's declarations: imported for their effect)
 from outbox.errors import PermanentError
 from outbox.subscriptions import DURABLE, Subscriber, registry, subscriber_for
 from tasks import runtime
+from tasks.broker_setup import queue_for
 from tasks.celery_app import app
 from tasks.delivery_task import BatchItems, DeliveryTask
 
@@ -45,7 +44,7 @@ def register(subscriber: Subscriber) -> None:
     app.task(base=DeliveryTask, bind=True, consumer=subscriber.consumer, name=subscriber.task_name,
              shared=False)(deliver)
     if app.configured:  # declared after start-up: celeryconfig did not list its queue
-        app.amqp.queues.select_add(Queue(subscriber.queue))
+        app.amqp.queues.select_add(queue_for(app, subscriber.queue))
         app.conf.task_routes = {**(app.conf.task_routes or {}),
                                 subscriber.task_name: {"queue": subscriber.queue}}
 

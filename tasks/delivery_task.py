@@ -40,6 +40,7 @@ once per delivery. The rules stay per delivery (`deliver_batch`):
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -58,6 +59,7 @@ from outbox.policies import RetryPolicy
 from outbox.states import DEAD, PENDING, RETRYING, RUNNING, SUCCEEDED
 from outbox.subscriptions import Handler, batch_task_id, policy_for, task_id_for
 from tasks import consumer_gate, runtime
+from tasks.delays import broker_countdown
 
 log = get_task_logger(__name__)
 
@@ -339,7 +341,12 @@ class DeliveryTask(Task):
 
     def _send_one(self, event_id: str, payload: Any, countdown: float | None = None) -> None:
         self.apply_async(args=[event_id, payload], task_id=task_id_for(event_id, self.consumer),
-                         queue=self._queue(), countdown=countdown, **self._trace_headers([event_id]))
+                         queue=self._queue(), countdown=broker_countdown(self.app, countdown),
+                         **self._trace_headers([event_id]))
+
+    def retry(self, *args: Any, countdown: float | None = None, **kwargs: Any) -> Retry:  # type: ignore[override]
+        # Whole seconds on RabbitMQ quorum queues, or the retry is lost (tasks/delays.py).
+        return super().retry(*args, countdown=broker_countdown(self.app, countdown), **kwargs)
 
     def _release(self, event_ids: list[str]) -> None:
         try:
@@ -358,7 +365,7 @@ class DeliveryTask(Task):
 
     def _announce_all(self, event_ids: list[str], state: str) -> None:
         if event_ids:
-            status_feed.announce_many(runtime.current().settings.redis_url, [
+            status_feed.announce_many(runtime.current().settings.status_feed_url, [
                 status_feed.status_message(event_id=event_id, consumer=self.consumer, state=state, attempts=1,
                                     last_error=None)
                 for event_id in event_ids
@@ -410,7 +417,7 @@ class DeliveryTask(Task):
 
     def _announce(self, event_id: str, state: str, attempt: int, error: str | None = None) -> None:
         """Tell live listeners (SSE) about the state just recorded; never raises."""
-        status_feed.announce(runtime.current().settings.redis_url, event_id=event_id,
+        status_feed.announce(runtime.current().settings.status_feed_url, event_id=event_id,
                              consumer=self.consumer, state=state, attempts=attempt, last_error=error)
 
     def _retry_database_down(self, event_id: str, exc: Exception) -> Retry:
@@ -421,7 +428,13 @@ class DeliveryTask(Task):
 
     def _queue(self) -> str | None:
         info = self.request.delivery_info or {}
-        return info.get("routing_key") or info.get("exchange") or None
+        key = info.get("routing_key") or info.get("exchange") or None
+        # A message that waited in RabbitMQ's native delayed delivery (a countdown on a
+        # quorum queue) carries its delay's bits before the queue's name: "0.1.….email".
+        return DELAYED_ROUTING_PREFIX.sub("", key) if key else None
+
+
+DELAYED_ROUTING_PREFIX = re.compile(r"^(?:[01]\.){28}")
 
 
 def _versioned(handler: Handler, verdicts: dict[str, versions.Verdict]) -> Handler:

@@ -3,14 +3,18 @@
 It runs inside the relay process (`python -m tasks.relay`), next to the relay
 loop. The relay covers events that were never published; the reconciler covers
 messages that were published and then lost (Redis restarted without
-persistence, a worker host died holding the message). See `outbox/reconcile.py`
+persistence, a worker host died holding the message: on Redis it would come
+back only after the visibility timeout; on RabbitMQ it comes back when the
+connection closes, and the reconciler is the net for a broker that lost it). See `outbox/reconcile.py`
 for what counts as overdue. Republishing is harmless: the task id is the same
 and the delivery record makes a second copy a no-op.
 
 The deadline (`RECONCILE_AFTER_SECONDS`, default 600 s) must exceed every
 retry backoff cap plus the task time limit, or the reconciler would republish
 deliveries that are merely waiting for their next retry; the relay refuses to
-start otherwise.
+start otherwise. The rule is the same on both brokers: it depends only on the
+retry policies, the time limit and the lease (a countdown on a quorum queue is
+at most one second longer: whole seconds, tasks/delays.py).
 """
 
 from __future__ import annotations

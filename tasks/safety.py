@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from config.settings import Settings
+from config.settings import Settings, is_rabbitmq
 from outbox.retention import declared_horizon, retention_problem
 from outbox.subscriptions import all_consumers, policy_for
 
@@ -34,19 +34,18 @@ def problems(app: Celery, settings: Settings | None = None) -> list[str]:
              for key, want in REQUIRED.items() if conf.get(key) != want]
     if set(conf.get("accept_content") or []) != {"json"}:
         found.append(f"accept_content must be ['json'] (is {conf.get('accept_content')!r})")
-    visibility = (conf.get("broker_transport_options") or {}).get("visibility_timeout", 3600)
     time_limit = conf.get("task_time_limit") or 0
     if not time_limit:
         found.append("task_time_limit must be set: an endless task holds its message forever")
-    overrides = settings.retry_policies
-    for consumer in all_consumers():
-        cap = policy_for(consumer, overrides).backoff_max
-        if cap + time_limit >= visibility:
-            found.append(
-                f"{consumer}: backoff cap {cap:g}s + task_time_limit {time_limit}s must stay below "
-                f"broker_transport_options['visibility_timeout'] {visibility}s, or Redis runs "
-                "the message twice"
-            )
+    on_rabbitmq = is_rabbitmq(conf.get("broker_url") or "")
+    if on_rabbitmq:
+        found += rabbitmq_problems(app, settings)
+        # No visibility timeout: the latest an unacked message comes back is when the
+        # server's consumer_timeout takes it from a stuck worker.
+        visibility = settings.rabbitmq_consumer_timeout
+    else:
+        found += redis_problems(app, settings)
+        visibility = (conf.get("broker_transport_options") or {}).get("visibility_timeout", 3600)
     lost_wait = conf.get("worker_lost_wait") or 10
     if time_limit and lost_wait + POOL_CHECK_SECONDS >= time_limit:
         found.append(
@@ -64,12 +63,62 @@ def problems(app: Celery, settings: Settings | None = None) -> list[str]:
     if hold_max + time_limit >= visibility:
         found.append(
             f"ORDERFLOW_BREAKER_PROBE_MAX_SECONDS + ORDERFLOW_BREAKER_PROBE_SECONDS ({hold_max:g}s) + "
-            f"task_time_limit {time_limit}s must stay below the visibility timeout {visibility}s, or "
-            "Redis runs a held message twice"
+            f"task_time_limit {time_limit}s must stay below the "
+            f"{'consumer' if on_rabbitmq else 'visibility'} timeout {visibility:g}s, or "
+            + ("RabbitMQ closes the worker's channel" if on_rabbitmq else "Redis runs a held message twice")
         )
     if settings.lease_seconds <= time_limit:
         found.append(f"ORDERFLOW_LEASE_SECONDS {settings.lease_seconds:g} must exceed "
                      f"task_time_limit {time_limit}")
+    return found
+
+
+def rabbitmq_problems(app: Celery, settings: Settings) -> list[str]:
+    """RabbitMQ has no visibility timeout: an unacked message returns when its connection
+    closes. What can go wrong instead: the server's consumer_timeout closes a channel whose
+    delivery stays unacked too long, and without heartbeats a silent host is never noticed."""
+    conf = app.conf
+    found: list[str] = []
+    if not (conf.get("broker_transport_options") or {}).get("confirm_publish"):
+        found.append("broker_transport_options['confirm_publish'] must be True on RabbitMQ, or a "
+                     "publish the broker dropped is marked published")
+    if not conf.get("broker_heartbeat"):
+        found.append("BROKER_HEARTBEAT must be > 0 on RabbitMQ: without heartbeats a worker host cut "
+                     "off keeps its unacked messages until TCP gives up (hours)")
+    time_limit = conf.get("task_time_limit") or 0
+    consumer_timeout = settings.rabbitmq_consumer_timeout
+    queues = list(conf.get("task_queues") or [])
+    quorum = any((q.queue_arguments or {}).get("x-queue-type") == "quorum" for q in queues)
+    if quorum and any(q.exchange is not None and q.exchange.type == "direct" for q in queues):
+        found.append("quorum queues need a topic exchange: on a direct one Celery's native delayed "
+                     "delivery is off and a countdown blocks the worker until it is due")
+    # On quorum queues a countdown waits in the broker (native delayed delivery); on classic
+    # queues the worker holds the message unacked until it is due: the wait counts too.
+    for consumer in all_consumers():
+        held = time_limit + (0 if quorum else policy_for(consumer, settings.retry_policies).backoff_max)
+        if held >= consumer_timeout:
+            what = "task_time_limit" if quorum else "backoff cap + task_time_limit"
+            found.append(f"{consumer}: {what} {held:g}s must stay below RABBITMQ_CONSUMER_TIMEOUT "
+                         f"{consumer_timeout:g}s, or RabbitMQ closes the worker's channel and "
+                         "redelivers the message")
+    return found
+
+
+def redis_problems(app: Celery, settings: Settings) -> list[str]:
+    """Redis hands a message taken but not acked to another worker after its visibility timeout."""
+    conf = app.conf
+    found: list[str] = []
+    visibility = (conf.get("broker_transport_options") or {}).get("visibility_timeout", 3600)
+    time_limit = conf.get("task_time_limit") or 0
+    overrides = settings.retry_policies
+    for consumer in all_consumers():
+        cap = policy_for(consumer, overrides).backoff_max
+        if cap + time_limit >= visibility:
+            found.append(
+                f"{consumer}: backoff cap {cap:g}s + task_time_limit {time_limit}s must stay below "
+                f"broker_transport_options['visibility_timeout'] {visibility}s, or Redis runs "
+                "the message twice"
+            )
     return found
 
 

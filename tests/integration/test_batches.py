@@ -7,6 +7,7 @@ import email
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from orders.subscriptions import ORDER_CREATED
@@ -18,6 +19,9 @@ from tasks.publisher import publish_events
 from tasks.relay import relay_once
 from tests.support.orders import all_final, deliveries_of, outbox_event, place, revenue_rows, states, stock
 from tests.support.waiting import wait_until
+
+# Where Redis and RabbitMQ differ (queues, countdowns, acks): run on both.
+pytestmark = pytest.mark.both_brokers
 
 CONSUMER_TASKS = {"orders.email.send_confirmation", "orders.inventory.reserve_stock",
                   "orders.analytics.record_revenue"}

@@ -26,6 +26,7 @@ def orderflow(database_url, monkeypatch, capsys):
     return run
 
 
+@pytest.mark.both_brokers
 def test_list_show_replay_sends_only_the_email_again(celery_app, runtime, worker, executions, smtp_sink,
                                                      orderflow):
     placed, email_id = order_with_dead_email(celery_app, runtime, smtp_sink)

@@ -38,6 +38,7 @@ def email_changes(items: list[SseItem]) -> list[tuple[str, int]]:
             if i.kind == "message" and i.data["consumer"] == "email"]
 
 
+@pytest.mark.both_brokers
 def test_stream_shows_email_retrying_twice_then_succeeded_in_order(
     base_url, celery_app, runtime, worker, smtp_sink, use_policies
 ):

@@ -60,6 +60,7 @@ def test_fast_path_publishes_right_after_commit(celery_app, runtime, settings, w
     assert outbox_event(runtime.session_factory, event_id).published_at is not None
 
 
+@pytest.mark.both_brokers
 def test_crash_between_commit_and_publish_is_delivered_by_relay_process(
     runtime, settings, worker, redis_url, celery_app
 ):
@@ -70,7 +71,7 @@ def test_crash_between_commit_and_publish_is_delivered_by_relay_process(
     relay = subprocess.Popen(
         [sys.executable, "-m", "tasks.relay"],
         env={**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": redis_url,
-             "RELAY_GRACE_SECONDS": "0", "RELAY_POLL_SECONDS": "0.1"},
+             "BROKER_URL": settings.broker_url, "RELAY_GRACE_SECONDS": "0", "RELAY_POLL_SECONDS": "0.1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:

@@ -8,6 +8,9 @@ from tasks.relay import relay_once
 from tests.support.orders import all_final, deliveries_of, place, revenue_rows, stock
 from tests.support.waiting import wait_until
 
+# Where Redis and RabbitMQ differ (queues, countdowns, acks): run on both.
+pytestmark = pytest.mark.both_brokers
+
 
 def test_one_order_runs_each_consumer_exactly_once_on_its_own_queue(
     celery_app, runtime, worker, executions, smtp_sink

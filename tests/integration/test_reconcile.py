@@ -86,6 +86,7 @@ def test_republished_pairs_are_left_alone_for_another_deadline(session_factory):
                                         ("analytics", "pending")}
 
 
+@pytest.mark.both_brokers
 def test_reconcile_once_republishes_a_lost_event_and_it_is_delivered(celery_app, runtime, worker):
     placed = place(runtime.session_factory)  # never sent to Redis: as if Redis lost it
     published(runtime.session_factory, placed.event_id, 20)

@@ -67,3 +67,22 @@ def test_while_consumers_are_behind_the_relay_sends_piled_up_events_in_one_messa
         assert len(ids) == 2, ids
         assert ids[0] == f"{first}:{queue}"  # the first event went at once, alone
         assert batch_of(redis_url, queue, ids[1]) == later  # the rest in one message, in order
+
+
+def test_consumers_are_behind_on_rabbitmq_from_the_queues_message_counts(rabbitmq_vhost):
+    from kombu import Connection, Exchange, Queue
+
+    from tests.support.rabbitmq import purge
+
+    purge(rabbitmq_vhost, ["email", "inventory"])
+    assert not consumers_behind(rabbitmq_vhost, ["no-such-queue"])  # a passive declare never creates
+    with Connection(rabbitmq_vhost) as conn:
+        exchange = Exchange("orderflow", type="topic", durable=True)
+        queue = Queue("inventory", exchange, routing_key="inventory", durable=True,
+                      queue_arguments={"x-queue-type": "quorum"})
+        queue.bind(conn.default_channel).declare()
+        assert not consumers_behind(rabbitmq_vhost, ["inventory"])
+        conn.Producer().publish({}, exchange=exchange, routing_key="inventory", declare=[queue])
+    wait_until(lambda: consumers_behind(rabbitmq_vhost, ["inventory"]), timeout=5)
+    purge(rabbitmq_vhost, ["inventory"])
+    assert not consumers_behind(rabbitmq_vhost, ["inventory"])
