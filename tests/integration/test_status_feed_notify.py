@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -28,7 +29,9 @@ def test_a_state_announced_over_notify_reaches_the_stream_servers_one_listener(t
                 await asyncio.sleep(0.02)
             task.cancel()
 
-        asyncio.run(asyncio.wait_for(listen_then_announce(), timeout=30))
+        # On a thread of its own: the browser tests' Playwright keeps a loop running on this one.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, asyncio.wait_for(listen_then_announce(), timeout=30)).result()
         assert [(h["event_id"], h["state"]) for h in heard] == [("event-1", "running"),
                                                                 ("event-2", "retrying")]
 
