@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run services test lint clean bench bench-streams
+.PHONY: install run services test test-hosts lint clean bench bench-streams
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -c examples/django_shop/pytest.ini \
 		--rootdir examples/django_shop examples/django_shop $(PYTEST_ARGS)
+
+# Several hosts out of network namespaces, links cut (root and `ip netns`; else it skips, saying why).
+test-hosts: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m hosts -s tests/hosts $(PYTEST_ARGS)
 
 # Benchmarks (not tests): needs PostgreSQL (BENCH_POSTGRES_URL, default
 # postgresql://postgres@127.0.0.1:5432/test); writes BENCHMARKS.md and docs/bench/*.png.
