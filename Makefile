@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run services test test-hosts lint clean bench bench-streams
+.PHONY: install run services test test-hosts lint clean bench bench-streams bench-ab
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 
 bench: $(VENV)/.bench-installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BENCH_COMMAND="make bench $(BENCH_ARGS)" $(PY) -m bench.run $(BENCH_ARGS)
+
+# This tree's pipeline against an earlier commit's, interleaved (~15 min): did the code get slower,
+# or the machine busier?  make bench-ab AGAINST=<commit>
+bench-ab: $(VENV)/.bench-installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BENCH_COMMAND="make bench-ab AGAINST=$(AGAINST)" $(PY) -m bench.ab --against $(AGAINST)
 
 # One section alone (~3 min): the API's latency with 0 to 5,000 open live-status streams.
 bench-streams: $(VENV)/.bench-installed

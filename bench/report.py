@@ -30,6 +30,10 @@ def write(meta: dict, results: dict, *, out: Path, charts: Path) -> str:
                           ("relay", relay_section), ("growth", growth_section)):
         if name in results:
             lines += section(results[name], charts, rel, verdicts)
+        if name == "throughput" and (charts / "ab.json").exists():  # `make bench-ab`: beside section 2
+            from bench.ab import section as ab_section
+
+            lines += ab_section(json.loads((charts / "ab.json").read_text()))
     streams = charts / "streams.json"
     if streams.exists():  # measured by `python -m bench.streams`, on its own or from `make bench`
         from bench.streams import section as streams_section

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
 import psycopg
@@ -31,6 +31,7 @@ OnUpdate = Callable[[dict[str, Any]], None]
 OnState = Callable[[bool], None]
 
 RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
+LIVE = object()  # what a feed's listen() yields once it is subscribed
 
 
 class UpdateFeed(Protocol):
@@ -45,30 +46,23 @@ class RedisPatternFeed:
         self.redis_url = redis_url
 
     async def run(self, on_update: OnUpdate, on_state: OnState) -> None:
-        failures = 0
-        while True:
-            client = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=1, socket_keepalive=True)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.psubscribe(status_feed.CHANNEL_PATTERN)
-                log.info("listening to %s on %s", status_feed.CHANNEL_PATTERN, mask_url(self.redis_url))
-                failures = 0
-                on_state(True)
-                async for message in pubsub.listen():
-                    if message.get("type") == "pmessage":
-                        status = status_feed.parse(message["data"])
-                        if status is not None:
-                            on_update(status)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # lost or refused: the streams poll the database meanwhile
-                log.warning("live updates unavailable (%s); reading the database every second",
-                            type(exc).__name__)
-            finally:
-                on_state(False)
-                await _close(pubsub, client)
-            await asyncio.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
-            failures += 1
+        await keep_listening(self._listen, on_update, on_state)
+
+    async def _listen(self) -> AsyncGenerator[Any, None]:
+        client = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=1, socket_keepalive=True)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(status_feed.CHANNEL_PATTERN)
+            log.info("listening to %s on %s", status_feed.CHANNEL_PATTERN, mask_url(self.redis_url))
+            yield LIVE
+            async for message in pubsub.listen():
+                if message.get("type") == "pmessage":
+                    yield message["data"]
+        finally:
+            # Closing a broken connection may fail too; nothing is left to do then.
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+                await client.aclose()
 
 
 class PostgresNotifyFeed:
@@ -78,34 +72,51 @@ class PostgresNotifyFeed:
         self.database_url = database_url
 
     async def run(self, on_update: OnUpdate, on_state: OnState) -> None:
-        failures = 0
-        while True:
-            conn: psycopg.AsyncConnection[Any] | None = None
-            try:
-                conn = await psycopg.AsyncConnection.connect(
-                    status_notify.conninfo(self.database_url), autocommit=True,
-                    connect_timeout=status_notify.CONNECT_TIMEOUT_SECONDS)
-                await conn.execute(f"LISTEN {status_notify.CHANNEL}")
-                log.info("listening to %s on %s", status_notify.CHANNEL, mask_url(self.database_url))
-                failures = 0
-                on_state(True)
-                async for note in conn.notifies():
-                    status = status_feed.parse(note.payload)
+        await keep_listening(self._listen, on_update, on_state)
+
+    async def _listen(self) -> AsyncGenerator[Any, None]:
+        conn = await psycopg.AsyncConnection.connect(
+            status_notify.conninfo(self.database_url), autocommit=True,
+            connect_timeout=status_notify.CONNECT_TIMEOUT_SECONDS)
+        try:
+            await conn.execute(f"LISTEN {status_notify.CHANNEL}")
+            log.info("listening to %s on %s", status_notify.CHANNEL, mask_url(self.database_url))
+            yield LIVE
+            async for note in conn.notifies():
+                yield note.payload
+        finally:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close
+                await conn.close()
+
+
+async def keep_listening(listen: Callable[[], AsyncGenerator[Any, None]], on_update: OnUpdate,
+                         on_state: OnState) -> None:
+    """Run `listen()` forever, reconnecting with a growing pause.
+
+    `listen()` yields `LIVE` once its subscription is in place, then each raw
+    announcement; while it is down the streams read the database every second.
+    """
+    failures = 0
+    while True:
+        try:
+            async with contextlib.aclosing(listen()) as heard:
+                async for raw in heard:
+                    if raw is LIVE:
+                        failures = 0
+                        on_state(True)
+                        continue
+                    status = status_feed.parse(raw)
                     if status is not None:
                         on_update(status)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # lost or refused: the streams poll the database meanwhile
-                log.warning("live updates unavailable (%s); reading the database every second",
-                            type(exc).__name__)
-            finally:
-                on_state(False)
-                if conn is not None:
-                    # A broken connection may fail to close; nothing is left to do then.
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-            await asyncio.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
-            failures += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # lost or refused: the streams poll the database meanwhile
+            log.warning("live updates unavailable (%s); reading the database every second",
+                        type(exc).__name__)
+        finally:
+            on_state(False)
+        await asyncio.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
+        failures += 1
 
 
 class NoFeed:
@@ -123,11 +134,3 @@ def feed_for(feed_url: str) -> UpdateFeed:
     if is_postgresql(feed_url):
         return PostgresNotifyFeed(feed_url)
     return RedisPatternFeed(feed_url)
-
-
-async def _close(pubsub: Any, client: Any) -> None:
-    try:
-        await pubsub.aclose()
-        await client.aclose()
-    except Exception:  # closing a broken connection may fail too; nothing is left to do
-        pass

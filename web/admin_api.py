@@ -88,10 +88,7 @@ def replay_letters():  # type: ignore[no-untyped-def]
         services().session_factory, filters=filters, actor=actor(body.get("by")),
         reason=str(body.get("reason") or "bulk replay over the API"), publish=publisher(),
         per_second=HTTP_BULK_RATE)
-    return jsonify(
-        replayed=[{"id": r.delivery_id, "task_id": r.task_id} for r in result.replayed],
-        skipped=[{"id": delivery_id, "reason": why} for delivery_id, why in result.refused],
-    ), 202
+    return replay_answer(result)
 
 
 @blueprint.post("/dead-letters/<ref>/discard")
@@ -100,6 +97,14 @@ def discard_letter(ref: str):  # type: ignore[no-untyped-def]
     done = actions.discard_dead_letter(services().session_factory, ref=ref, actor=actor(body.get("by")),
                                        reason=str(body.get("reason") or ""))
     return jsonify(discarded=done)
+
+
+def replay_answer(result: Any):  # type: ignore[no-untyped-def]
+    """202 with what a bulk or group replay sent again and what it skipped, and why."""
+    return jsonify(
+        replayed=[{"id": r.delivery_id, "task_id": r.task_id} for r in result.replayed],
+        skipped=[{"id": delivery_id, "reason": why} for delivery_id, why in result.refused],
+    ), 202
 
 
 def object_body(body: Any) -> dict[str, Any]:

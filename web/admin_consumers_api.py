@@ -19,7 +19,7 @@ from orders.errors import InvalidArgument
 from outbox import consumer_control, dead_letters
 from outbox import dead_letter_groups as groups
 from web import auth
-from web.admin_api import HTTP_BULK_RATE, actor, object_body, publisher
+from web.admin_api import HTTP_BULK_RATE, actor, object_body, publisher, replay_answer
 from web.routes import json_body, services
 
 blueprint = Blueprint("admin_consumers_api", __name__, url_prefix="/admin/api")
@@ -75,10 +75,7 @@ def replay_group(group: str):  # type: ignore[no-untyped-def]
     result = groups.replay_group(services().session_factory, group=group, actor=actor(body.get("by")),
                                  reason=str(body.get("reason") or "group replay over the API"),
                                  publish=publisher(), per_second=HTTP_BULK_RATE)
-    return jsonify(
-        replayed=[{"id": r.delivery_id, "task_id": r.task_id} for r in result.replayed],
-        skipped=[{"id": delivery_id, "reason": why} for delivery_id, why in result.refused],
-    ), 202
+    return replay_answer(result)
 
 
 @blueprint.post("/dead-letters/groups/<group>/discard")
