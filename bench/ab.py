@@ -73,7 +73,7 @@ def measure(against: str, *, repeat: int, n_orders: int) -> dict:
 
 
 def section(res: dict) -> list[str]:
-    """BENCHMARKS.md's section 2a (bench/report.py calls it when docs/bench/ab.json exists)."""
+    """BENCHMARKS.md: this tree against an earlier commit (bench/report.py adds it when ab.json exists)."""
     meta, runs = res["meta"], res["runs"]
 
     def values(name: str, key: str) -> list[float]:
@@ -96,7 +96,7 @@ def section(res: dict) -> list[str]:
     verdict = ("the same speed within the noise" if same else
                "faster" if speed["median"] > 1 else "**slower: a regression to find**")
     return [
-        "", "## 2a. The delivery hot path against an earlier commit", "",
+        "", "## The delivery hot path against an earlier commit (`make bench-ab`)", "",
         f"Command: `{meta['command']}` — started {meta['started']}, took {meta['minutes']} min; load average "
         f"{meta['load_start']} at start, {meta['load_end']} at end. {len(runs['here'])} repetitions of "
         f"{meta['orders']:,} orders, each running bare Celery, then the pipeline of commit "
@@ -107,6 +107,7 @@ def section(res: dict) -> list[str]:
         *rows, "",
         f"This tree / `{meta['against']}`: **{speed['median']:.2f}** "
         f"({speed['min']:.2f}–{speed['max']:.2f}), {verdict} (within ±{NOISE:.2f} counts as the same).",
+        "",
     ]
 
 
