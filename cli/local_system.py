@@ -1,6 +1,6 @@
 """The command line finds the system `make run` started (devtools/local_system.py's var/system.json).
 
-With REDIS_URL and DATABASE_URL unset, an operator command run from the project
+With REDIS_URL, BROKER_URL and DATABASE_URL unset, an operator command run from the project
 acts on that system and says so in one line (on stderr, so `--json` output stays
 clean); with nothing running it says that, rather than trying a default
 127.0.0.1:6379 that may be somebody else's Redis.
@@ -18,7 +18,7 @@ from orders.errors import OrderflowError
 # Commands that act on a running system's broker or database.
 NEEDS_A_SYSTEM = ("dead-letters", "consumers", "prune")
 # The variables whose absence sends the command looking for `make run`'s system.
-TARGETS = ("REDIS_URL", "DATABASE_URL")
+TARGETS = ("REDIS_URL", "BROKER_URL", "DATABASE_URL")
 
 
 class NoSystem(OrderflowError):
@@ -35,11 +35,13 @@ def environment_for(command: str, environ: Mapping[str, str]) -> dict[str, str] 
     env = dict(environ)
     system = find_running()
     if system is None:
-        raise NoSystem(f"{NOT_RUNNING}; or set REDIS_URL and DATABASE_URL to act on another system")
+        raise NoSystem(f"{NOT_RUNNING}; or set REDIS_URL (or BROKER_URL) and DATABASE_URL "
+                       "to act on another system")
     found = system.environment()
-    env.update({name: found[name] for name in TARGETS})
+    names = [name for name in TARGETS if name in found]
+    env.update({name: found[name] for name in names})
     print(f"orderflow: using the system make run started (pid {system.supervisor_pid}): "
-          + ", ".join(f"{name}={mask_url(found[name])}" for name in TARGETS), file=sys.stderr)
+          + ", ".join(f"{name}={mask_url(found[name])}" for name in names), file=sys.stderr)
     return env
 
 

@@ -63,10 +63,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     found = local_system.environment_for(args.command, environment())
     settings = Settings.from_env(found)
-    if found is not None:  # the running system's broker: where a replay must go
+    if found is not None:  # the running system's broker, set up as its workers set it up: a replay
+        import celeryconfig  # goes there (on RabbitMQ, into the quorum queues they declared)
         from tasks import app
 
-        app.conf.broker_url = settings.redis_url
+        app.conf.update(celeryconfig.broker_conf(settings))
     if args.command in ("migrate", "init"):
         _migrate(settings)
     if args.command in ("seed", "init"):

@@ -7,7 +7,7 @@ and database that system uses, and the state of each of its processes:
 
     system = find_running()          # None: no `make run` is running for this var/
     if system is not None:
-        os.environ.update(system.environment())    # REDIS_URL, DATABASE_URL, SMTP_URL, FLOWER_URL
+        os.environ.update(system.environment())  # REDIS_URL or BROKER_URL, DATABASE_URL, SMTP_URL...
         print("\\n".join(system.status_lines()))
 
 The file holds the real URLs (the CLI must connect with them), so it is
@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from config.settings import is_rabbitmq
 
 STATE_FILE = "system.json"
 NOT_RUNNING = "no local system is running (start one with `make run`)"
@@ -71,8 +73,12 @@ class LocalSystem:
         return self.urls["database"]
 
     def environment(self) -> dict[str, str]:
-        """The variables a command needs to act on this system."""
-        return {"REDIS_URL": self.urls["broker"], "DATABASE_URL": self.urls["database"],
+        """The variables a command needs to act on this system. The broker goes under the name
+        `make run` read it from: BROKER_URL for RabbitMQ (REDIS_URL would make a replay declare
+        plain queues where quorum ones exist, and the broker refuses), REDIS_URL for Redis."""
+        broker = self.urls["broker"]
+        return {"BROKER_URL" if is_rabbitmq(broker) else "REDIS_URL": broker,
+                "DATABASE_URL": self.urls["database"],
                 "SMTP_URL": self.urls["smtp"], "FLOWER_URL": self.urls["flower"]}
 
     def status_lines(self) -> list[str]:

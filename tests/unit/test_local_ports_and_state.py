@@ -50,6 +50,18 @@ def test_the_running_system_is_found_with_its_urls_and_processes(tmp_path):
     assert stat.S_IMODE((tmp_path / "system.json").stat().st_mode) == 0o600  # it holds the real URLs
 
 
+def test_a_system_on_rabbitmq_hands_its_broker_over_as_broker_url(tmp_path):
+    # Under REDIS_URL a replay would take the amqp:// URL for a plain broker and declare the
+    # queues without their quorum arguments: RabbitMQ refuses (PRECONDITION_FAILED).
+    on_rabbitmq = state(os.getpid())
+    on_rabbitmq["urls"]["broker"] = "amqp://guest:guest@127.0.0.1:5672/shop"
+    write_state(tmp_path, on_rabbitmq)
+    system = find_running(tmp_path)
+    assert system is not None
+    env = system.environment()
+    assert env["BROKER_URL"] == "amqp://guest:guest@127.0.0.1:5672/shop" and "REDIS_URL" not in env
+
+
 def test_nothing_is_found_when_make_run_is_not_running(tmp_path):
     assert find_running(tmp_path) is None
     dead = 2**22 + 12345  # above pid_max's default: no such process
