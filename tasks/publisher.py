@@ -14,10 +14,14 @@ a single event still goes as a plain one-delivery message. The relay passes
 its whole claimed batch, so messages carry several deliveries only when events
 piled up: an idle system sends one message per delivery as before.
 
-Failure is all-or-retry: if a flush fails the whole call raises, the caller
-does not mark the events published, and the relay sends them again later; a
-message that did reach Redis before the failure is then delivered twice, which
-the delivery records make harmless.
+On RabbitMQ every message must be confirmed by the broker (`confirm_publish`);
+the messages of one call go out back to back and the call then waits once for
+all their confirms (tasks/confirms.py), instead of one round trip per message.
+
+Failure is all-or-retry: if a flush fails, or a confirm is missing or a nack,
+the whole call raises, the caller does not mark the events published, and the
+relay sends them again later; a message that did reach the broker before the
+failure is then delivered twice, which the delivery records make harmless.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from celery import Celery
 from outbox import tracing
 from outbox.redelivery import Publish, Redelivery
 from outbox.subscriptions import Subscriber, batch_task_id, subscribers_of, task_id_for
+from tasks.confirms import confirmed
 
 # Fail fast when the broker is away: the relay comes back for the event later.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
@@ -54,7 +59,7 @@ def publish_events(app: Celery, events: Iterable[PublishableEvent], *, batch_max
     sent = 0
     declared: set[str] = set()
     argsreprs: dict[str, str] = {}  # once per event, not per message (a third of the publish CPU)
-    with _publish_spans(events) as traces, app.producer_or_acquire() as producer, \
+    with _publish_spans(events) as traces, app.producer_or_acquire() as producer, confirmed(producer), \
             producer.batch(max_size=BATCH_MAX_COMMANDS):
         for subscriber, group in _by_subscriber(events):
             size = batch_max if subscriber.batches else 1
@@ -114,7 +119,7 @@ def _by_subscriber(events: list[PublishableEvent]) -> list[tuple[Subscriber, lis
 def publish_deliveries(app: Celery, deliveries: Iterable[tuple[str, Any, Subscriber]]) -> int:
     """One message per (event id, payload, subscriber): what the reconciler resends."""
     sent = 0
-    with app.producer_or_acquire() as producer:
+    with app.producer_or_acquire() as producer, confirmed(producer):
         for event_id, payload, subscriber in deliveries:
             _send(app, subscriber.task_name, subscriber.queue, event_id, payload,
                   task_id_for(event_id, subscriber.consumer), producer)

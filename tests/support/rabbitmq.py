@@ -88,8 +88,9 @@ def deny(vhost: str, base: str | None = None) -> None:
 
 def close_connections(vhost: str) -> None:
     """Close every client connection to `vhost` (a broker restart, as the clients see it)."""
-    ctl("close_all_connections", "--vhost", vhost, "--limit", "1000", "test: connections closed",
-        check=False)
+    # `-p`, not `--vhost ... --limit`: RabbitMQ 3.10 takes the latter without filtering on it
+    # and closes some other connection of the node (another test run's).
+    ctl("close_all_connections", "-p", vhost, "test: connections closed", check=False)
 
 
 def queue_lengths(vhost_url: str) -> dict[str, int]:
@@ -118,3 +119,24 @@ def purge(vhost_url: str, queues: list[str]) -> None:
                 channel.queue_purge(name)
             except NotFound:
                 channel = conn.channel()  # a 404 closes the channel
+
+
+def peek_task_ids(vhost_url: str, queue: str) -> list[str]:
+    """The Celery task ids of the messages ready in `queue`, left where they are: each is taken
+    unacked, and closing the channel hands them all back to the queue."""
+    from kombu import Connection
+
+    ids: list[str] = []
+    with Connection(vhost_url, connect_timeout=5) as conn:
+        channel = conn.channel()
+        while (message := channel.basic_get(queue, no_ack=False)) is not None:
+            ids.append(str(message.headers["id"]))
+        channel.close()
+    return ids
+
+
+def on_address(vhost_url: str, host: str, port: int) -> str:
+    """The same vhost and login, reached at `host:port` (a forwarder in front of the server)."""
+    parts = urlsplit(vhost_url)
+    login = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{login}@{host}:{port}" if login else f"{host}:{port}"))
