@@ -36,6 +36,10 @@ def summary_lines(env: dict[str, str], *, servers: list[str], logins: list[str],
             which = f"every message for {env['SMTP_SINK_FAIL_SECONDS']} s"
         code = env["SMTP_SINK_FAIL_CODE"]
         lines.append(f"smtp     the sink answers {which} with {code} (SMTP_SINK_FAIL_CODE)")
+    if apps and env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):  # outbox/tracing.py: every process exports
+        endpoint = mask_url(env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/"))
+        lines.append(f"traces   {endpoint}/v1/traces   (OTLP/HTTP; a local receiver: "
+                     "python -m devtools.otlp_receiver)")
     if "redis" in servers or "postgres" in servers:
         # The CLI's replay publishes to the broker and reads the database: they must be these.
         exports = [f"REDIS_URL={env['REDIS_URL']}"] if "redis" in servers else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -137,3 +138,20 @@ def test_prune_command_refuses_a_retention_within_the_horizon_and_prunes_otherwi
     assert (code, err) == (0, "")
     assert out.startswith("pruned 1 outbox event(s), 3 delivery record(s), 3 attempt error(s)")
     assert count(session_factory, OutboxEvent) == 1
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_prune_leaves_an_event_someone_holds_and_does_not_wait_for_it(session_factory):
+    """Safe while everything runs: a relay or a worker holding an old event's row (a long
+    transaction) neither blocks the prune nor loses the row; the next pass takes it."""
+    held, free = finished(session_factory, days_ago=40), finished(session_factory, days_ago=40)
+    with session_factory.begin() as holder:  # as the relay's claim does: FOR UPDATE, kept open
+        holder.execute(select(OutboxEvent).where(OutboxEvent.id == held).with_for_update())
+        started = time.monotonic()
+        done = prune(session_factory, retention_seconds=30 * DAY)
+        assert time.monotonic() - started < 1.0  # SKIP LOCKED: no lock wait at all
+        assert done.events == 1 and count(session_factory, OutboxEvent, free) == 0
+        assert count(session_factory, OutboxEvent, held) == 1
+    assert prune(session_factory, retention_seconds=30 * DAY).events == 1  # released: taken next time
+    assert count(session_factory, OutboxEvent, held) == 0
