@@ -1,16 +1,15 @@
 """Every guarantee across hosts, with the network cut (tests/hosts/conftest.py builds the hosts).
 
-Effects are checked exactly: stock, revenue rows, one mail per event. Run as root
-with `pytest -m hosts -s` to read what each cut does.
+Effects are checked exactly: stock, revenue rows, one mail per event. Each test runs on
+Redis and on RabbitMQ (the `broker_kind` parameter). Run as root with `pytest -m hosts -s`
+to read what each cut does.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 
-import redis
 from sqlalchemy import func, select
 
 from orders.queries import list_products
@@ -38,11 +37,6 @@ def published_per_relay(*relays) -> list[int]:
                 if "relay published " in line) for relay in relays]
 
 
-def queued_task_ids(redis_url: str, queue: str) -> list[str]:
-    raw = redis.Redis.from_url(redis_url).lrange(queue, 0, -1)
-    return [json.loads(m)["headers"]["id"] for m in raw]
-
-
 def attempts_spent(db) -> dict[int, int]:
     with db() as session:
         rows = session.execute(select(Delivery.attempts, func.count()).group_by(Delivery.attempts)).all()
@@ -62,7 +56,7 @@ def test_two_relays_on_two_hosts_publish_each_event_once(cluster, db, mail_sink)
     say(f"60 orders placed through the web on front: published by front's relay {per_relay[0]}, "
         f"by work1's relay {per_relay[1]}")
     for consumer in CONSUMERS:
-        ids = queued_task_ids(cluster.redis_url, consumer)
+        ids = cluster.queued_task_ids(consumer)
         assert len(ids) == len(set(ids)) == 60, f"{consumer}: {len(ids)} messages, {len(set(ids))} distinct"
     say("each queue holds 60 messages, 60 distinct task ids: each event published once")
     assert sum(per_relay) == 60
@@ -79,7 +73,10 @@ def test_two_relays_on_two_hosts_publish_each_event_once(cluster, db, mail_sink)
 
 def test_a_worker_host_cut_off_mid_batch_longer_than_its_lease(cluster, db, mail_sink, stalling):
     say = cluster.say
-    cluster.relay(cluster.front)
+    on_rabbitmq = cluster.broker.kind == "rabbitmq"
+    # On RabbitMQ the broker itself hands back what a silent host held (its heartbeats stop):
+    # the reconciler is pushed out of reach, so that it cannot be what saves the delivery.
+    relay = cluster.relay(cluster.front, **({"RECONCILE_AFTER_SECONDS": "600"} if on_rabbitmq else {}))
     cut_off = cluster.worker(cluster.work1, "email")
     stalling.open.clear()  # the SMTP server holds every client at MAIL FROM: nothing accepted yet
     placed = [place(db) for _ in range(6)]
@@ -95,11 +92,31 @@ def test_a_worker_host_cut_off_mid_batch_longer_than_its_lease(cluster, db, mail
     cut_at = time.monotonic()
     say(f"CUT work1 while its worker holds {len(running)} delivery(ies) running (lease 9 s)")
     stalling.open.set()
-    cluster.worker(cluster.work2, "email")
-    say("an email worker starts on work2; the reconciler (12 s) republishes what work1 holds")
+    rescuer = cluster.worker(cluster.work2, "email")
+    say("an email worker starts on work2; " + (
+        "RabbitMQ requeues what work1 held once its heartbeats stop (BROKER_HEARTBEAT 4 s); "
+        "reconciler out of reach (600 s)" if on_rabbitmq
+        else "the reconciler (12 s) republishes what work1 holds"))
+    if on_rabbitmq:  # when RabbitMQ gave up on work1, as the forwarder in front of it saw
+        forwarder = cluster.broker.forwarder
+        assert forwarder is not None
+        dropped = wait_until(lambda: [t for t, host in forwarder.closed_by_server
+                                      if host == cluster.work1.address and t > cut_at], timeout=30,
+                             message="RabbitMQ closes work1's connections")
+        say(f"RabbitMQ closed work1's connection {dropped[0] - cut_at:.1f}s after the cut (its heartbeats "
+            "stopped) and requeued what it held")
+    wait_until(lambda: any(e in rescuer.text() for e in running), timeout=60,
+               message="what work1 held handed to work2")
+    say(f"what work1 held reached work2 {time.monotonic() - cut_at:.1f}s after the cut")
     wait_until(lambda: set(email_states().values()) == {"succeeded"} and len(email_states()) == 6,
                timeout=90, message="every email delivered by work2")
     say(f"work2 completed all 6 emails {time.monotonic() - cut_at:.1f}s after the cut")
+    if on_rabbitmq:
+        assert "reconciler republished" not in relay.text()
+        waits = rescuer.text().count("running elsewhere")
+        say("the reconciler republished nothing; " + (
+            f"work2 found the requeued delivery still leased {waits} time(s) and waited for its lease"
+            if waits else "work2 took the requeued delivery once its lease had run out"))
     before = {e: (d.state, d.attempts) for e in ids for d in [deliveries_of(db, e)["email"]]}
     assert emails_per_event(mail_sink.messages()) == {e: 1 for e in ids}
 
@@ -151,11 +168,11 @@ def test_the_database_unreachable_for_20s_from_the_workers(cluster, db, mail_sin
     cluster.relay(cluster.front)
     for _ in range(10):
         place(db, lines=[{"sku": "mug", "quantity": 1}])
-    wait_until(lambda: tally(db, []).unpublished == 0, timeout=30, message="published, waiting in Redis")
+    wait_until(lambda: tally(db, []).unpublished == 0, timeout=30, message="published, waiting in the broker")
     db_address = list(cluster.store.links)[1]
     cluster.lab.cut(cluster.store, db_address)
     cut_at = time.monotonic()
-    say(f"CUT PostgreSQL ({db_address}); Redis on the same host stays up; workers start on work2")
+    say(f"CUT PostgreSQL ({db_address}); the broker on the same host stays up; workers start on work2")
     workers = [cluster.worker(cluster.work2, consumer) for consumer in CONSUMERS]
     wait_until(lambda: all("database unavailable" in w.text() for w in workers), timeout=30,
                message="every worker met the unreachable database")

@@ -10,11 +10,17 @@ traffic; nothing is routed out of the machine.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import shutil
+import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+CLONE_NEWNET = 0x40000000
 
 
 def missing_reason() -> str | None:
@@ -45,6 +51,31 @@ class Host:
     def command(self, argv: list[str]) -> list[str]:
         """`argv` run on this host."""
         return ["ip", "netns", "exec", self.netns, *argv]
+
+    def server_socket(self, address: str, port: int) -> socket.socket:
+        """A socket listening on this host's `address`, for a server run by the test process
+        itself (a socket stays in the namespace it was made in)."""
+        with inside(self.netns):
+            return socket.create_server((address, port))
+
+
+@contextmanager
+def inside(netns: str) -> Iterator[None]:
+    """The calling thread in `netns` for the block: network namespaces are per thread, so the
+    rest of the process stays where it is."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def enter(fd: int) -> None:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns: {os.strerror(errno)}")
+
+    with open("/proc/thread-self/ns/net") as own, open(f"/run/netns/{netns}") as target:
+        enter(target.fileno())
+        try:
+            yield
+        finally:
+            enter(own.fileno())
 
 
 class Lab:
