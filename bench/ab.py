@@ -32,9 +32,9 @@ ONE_RUN = Path(__file__).with_name("ab_one_run.py")
 NOISE = 0.15
 
 
-def one_run(tree: Path, variant: str, n_orders: int) -> dict:
+def one_run(tree: Path, variant: str, n_orders: int, extra_env: dict[str, str] | None = None) -> dict:
     """One run in a subprocess whose imports (bench, orders, tasks ...) come from `tree`."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env = {**os.environ, **(extra_env or {}), "PYTHONPATH": str(tree)}
     done = subprocess.run([sys.executable, str(ONE_RUN), variant, str(n_orders)], cwd=tree, env=env,
                           capture_output=True, text=True, timeout=900)
     found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

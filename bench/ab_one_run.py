@@ -1,11 +1,13 @@
 """One pipeline run for bench/ab.py, in the tree given by the working directory and PYTHONPATH.
 
-`python bench/ab_one_run.py orderflow|bare N` prints `RESULT {json}`. It is a
+`python bench/ab_one_run.py orderflow|traced|bare N` prints `RESULT {json}` (`traced`: every
+process sends its spans to BENCH_OTLP_ENDPOINT, for bench/tracing_cost.py). It is a
 script, not a module of `bench`, because the earlier commit's tree has no
 bench/ab.py: it imports only what both trees' harnesses have.
 """
 
 import json
+import os
 import sys
 
 sys.path.pop(0)  # this file's directory: the tree under test comes from PYTHONPATH
@@ -28,8 +30,9 @@ def main() -> None:
         else:
             from bench import pipeline
 
+            traced = {"trace_to": os.environ["BENCH_OTLP_ENDPOINT"]} if variant == "traced" else {}
             with throwaway_database() as db, smtp_sink() as sink:
-                result = pipeline.run_once(server.url, db, sink, n_orders=n_orders)
+                result = pipeline.run_once(server.url, db, sink, n_orders=n_orders, **traced)
     finally:
         server.stop()
     print("RESULT", json.dumps({key: result.get(key) or 0.0 for key in KEPT}))

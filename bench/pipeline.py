@@ -28,6 +28,7 @@ from bench.load_sampler import LoadSampler
 from bench.services import Sink, start_flower
 from orders.payments import SimulatedGateway
 from orders.place_order import place_order
+from outbox import tracing
 from outbox.db import make_engine, make_session_factory
 from outbox.subscriptions import all_consumers
 
@@ -77,17 +78,26 @@ def wait_ready(app, workers: WorkerSet, names: list[str]) -> None:  # type: igno
     wait_for(all_pong, 120, "orderflow workers to answer ping", interval=0.1)
 
 
-def place_all(session_factory, gateway: SimulatedGateway, n_orders: int, threads: int) -> None:  # type: ignore[no-untyped-def]
-    """Place `n_orders` from `threads` threads at once, as concurrent requests to the web would."""
+def place_all(session_factory, gateway: SimulatedGateway, n_orders: int, threads: int, *,  # type: ignore[no-untyped-def]
+              traced: bool = False) -> None:
+    """Place `n_orders` from `threads` threads at once, as concurrent requests to the web would.
+    `traced`: each in the span `POST /orders` opens in web/routes.py (the order's trace)."""
     def place(i: int) -> None:
         place_order(session_factory=session_factory, gateway=gateway, data=order_data(i))
 
+    def traced_place(i: int) -> None:
+        with tracing.span("POST /orders", kind="server"):
+            place(i)
+
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(place, range(n_orders)))  # list(): re-raise the first failure here
+        # list(): re-raise the first failure here
+        list(pool.map(traced_place if traced else place, range(n_orders)))
 
 
 def run_once(redis_url: str, database_url: str, sink: Sink, *, n_orders: int = 2000,
-             per_queue: int = 1, events: bool = True, producer_threads: int = PRODUCER_THREADS) -> dict:
+             per_queue: int = 1, events: bool = True, producer_threads: int = PRODUCER_THREADS,
+             trace_to: str | None = None) -> dict:
+    """`trace_to`: an OTLP/HTTP endpoint every process (and the producer) sends its spans to."""
     flush(redis_url)
     engine = make_engine(database_url)
     session_factory = make_session_factory(engine)
@@ -95,6 +105,9 @@ def run_once(redis_url: str, database_url: str, sink: Sink, *, n_orders: int = 2
     sink.clear()
     app = celery_app(redis_url, events=events)
     env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "SMTP_URL": sink.url}
+    if trace_to:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = trace_to
+        tracing.configure(trace_to, "orderflow-bench")
     workers, extras = WorkerSet(), WorkerSet()
     expected = n_orders * len(all_consumers())
     try:
@@ -113,7 +126,7 @@ def run_once(redis_url: str, database_url: str, sink: Sink, *, n_orders: int = 2
 
         with LoadSampler(make_url(database_url).database or "") as load:
             t0, producer_cpu0 = time.perf_counter(), time.process_time()
-            place_all(session_factory, gateway, n_orders, producer_threads)
+            place_all(session_factory, gateway, n_orders, producer_threads, traced=bool(trace_to))
             t_placed = time.perf_counter()
             producer_cpu = time.process_time() - producer_cpu0
             wait_for(done, 600, f"{expected} succeeded deliveries", interval=0.05)
@@ -129,6 +142,8 @@ def run_once(redis_url: str, database_url: str, sink: Sink, *, n_orders: int = 2
         extras.stop()
         engine.dispose()
         app.conf.task_send_sent_event = True
+        if trace_to:
+            tracing.shutdown()
     return {
         "executions_per_s": expected / (t_done - t0),
         "orders_per_s": n_orders / (t_placed - t0),

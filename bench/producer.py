@@ -17,6 +17,7 @@ import http.client
 import json
 import sys
 import time
+from collections.abc import Callable
 
 from sqlalchemy import text
 
@@ -72,11 +73,18 @@ def publish_lag(database_url: str, since: object, expected: int) -> dict[str, fl
 
 def post_many(port: int, path: str, n: int) -> list[float]:
     """n sequential POSTs; latencies in ms. Every answer must be 201."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    sent = iter(range(n))
+    return post_while(port, lambda: next(sent, None) is not None, path=path)
+
+
+def post_while(port: int, going: Callable[[], bool], *, path: str = "/orders") -> list[float]:
+    """Sequential POSTs on one keep-alive connection while `going()`; latencies in ms. Every answer
+    must be 201."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": "application/json"}
     latencies = []
     try:
-        for _ in range(n):
+        while going():
             t0 = time.perf_counter()
             conn.request("POST", path, BODY, headers)
             response = conn.getresponse()

@@ -20,11 +20,12 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench import growth, producer, relay_rate, report, streams, throughput
+from bench import growth, producer, prune, relay_rate, report, streams, throughput, tracing_cost
 from bench.common import REPO_ROOT, redis_server_binary, start_redis
 from bench.database import admin_url, throwaway_database
 from bench.services import smtp_sink
 
+ALL_SECTIONS = ("throughput", "relay", "producer", "growth", "streams", "prune", "tracing")
 PACKAGES = ("celery", "kombu", "dramatiq", "redis", "SQLAlchemy", "psycopg", "flask", "gunicorn", "flower",
             "matplotlib")
 
@@ -67,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--growth-large", type=int, default=500_000)
     p.add_argument("--growth-repeat", type=int, default=5,
                    help="repetitions of the growth measures (cheap next to seeding 500 k orders)")
-    p.add_argument("--only", nargs="*", choices=["throughput", "relay", "producer", "growth", "streams"],
+    p.add_argument("--prune-orders", type=int, default=1_000_000,
+                   help="orders in the prune database, over 60 days (the issue's figure: 5000000, ~1 h here)")
+    p.add_argument("--prune-window", type=float, default=15.0,
+                   help="seconds per window, calm and pruning alternately")
+    p.add_argument("--tracing-orders", type=int, default=1000, help="orders per tracing-cost run")
+    p.add_argument("--only", nargs="*", choices=[*ALL_SECTIONS],
                    help="run these sections; with an existing results.json, replace just them")
     p.add_argument("--out", default=str(REPO_ROOT / "BENCHMARKS.md"))
     p.add_argument("--charts", default=str(REPO_ROOT / "docs" / "bench"))
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.repeat < 3:
         print("bench: note: fewer than 3 repetitions is a smoke run, not a result", file=sys.stderr)
-    sections = set(args.only or ["throughput", "relay", "producer", "growth", "streams"])
+    sections = set(args.only or ALL_SECTIONS)
     command = (os.environ.get("BENCH_COMMAND") or "").strip()
     meta = {"command": command or " ".join(["python -m bench.run", *sys.argv[1:]]),
             "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
@@ -104,8 +110,14 @@ def main(argv: list[str] | None = None) -> int:
             with throwaway_database("small") as small, throwaway_database("large") as large:
                 results["growth"] = growth.run(server.url, small, large, large=args.growth_large,
                                                repeat=args.growth_repeat)
+        if "prune" in sections:
+            with throwaway_database("prune") as db:
+                results["prune"] = prune.run(server.url, db, orders=args.prune_orders,
+                                             window=args.prune_window)
     finally:
         server.stop()
+    if "tracing" in sections:  # each run in a subprocess with its own Redis and database
+        results["tracing"] = tracing_cost.run(n_orders=args.tracing_orders, repeat=args.repeat)
     if "streams" in sections:  # its own Redis and database; its results in docs/bench/streams.json
         streams.measure_and_save(Path(args.charts), repeat=args.repeat, command=meta["command"])
     meta["minutes"] = round((time.monotonic() - t_start) / 60, 1)

@@ -59,6 +59,15 @@ def flush() -> None:
         _provider.force_flush()
 
 
+def shutdown() -> None:
+    """Export what is pending, stop the exporter's thread, and turn tracing off (a process that
+    traced one run and goes on untraced: bench/pipeline.py)."""
+    provider = _provider
+    use_provider(None)
+    if provider is not None:
+        provider.shutdown()
+
+
 def _context_of(traceparent: str | None) -> Any:
     if not traceparent:
         return None
