@@ -47,4 +47,8 @@ def run(args: argparse.Namespace, settings: Settings, session_factory: SessionFa
         raise InvalidArgument("--batch-size must be >= 1")
     done = prune(session_factory, retention_seconds=retention, batch_size=batch_size,
                  max_seconds=args.max_seconds)
+    if done.events == 0:
+        print(f"nothing to prune: no event finished more than {format_duration(retention)} ago "
+              f"({done.seconds:.2f}s)")
+        return
     print(f"{done.describe()} (finished before {format_duration(retention)} ago)")

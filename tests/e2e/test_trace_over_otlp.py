@@ -3,12 +3,14 @@
 gunicorn, the relay and the three consumer workers export to a local receiver
 (devtools/otlp_receiver.py); the SMTP sink greylists the first two messages (451), so
 the email is tried three times. One trace must hold the request, the publish and
-every attempt, and no attribute may carry the customer's name, address or email.
+every attempt, and no attribute (nor any process's log, nor /metrics) may carry the
+customer's name or email address.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,9 @@ def test_an_order_with_a_greylisted_email_is_one_trace_from_the_request_to_every
             spans = wait_until(the_trace, timeout=20, interval=0.2, message="the order's whole trace")
         except AssertionError:
             raise AssertionError(json.dumps(receiver.traces(), indent=1)[-6000:]) from None
+        with urllib.request.urlopen(f"{system.web}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        logs = system.output()  # every process's log lines, as make run prints them
 
     print("\n".join(render(spans[0]["trace_id"], spans)))  # what `otlp_receiver show` prints
     [request] = [s for s in spans if s["name"] == "POST /orders"]
@@ -86,3 +91,6 @@ def test_an_order_with_a_greylisted_email_is_one_trace_from_the_request_to_every
     received = (tmp_path / "traces.jsonl").read_text()
     for personal in ("Secret-Name", "ada.private", data["customer_name"], data["customer_email"]):
         assert personal not in received, personal
+        # Nor in any process's log or a metric label.
+        assert personal not in logs and personal not in metrics, personal
+    assert "orderflow_" in metrics  # the page was read

@@ -139,6 +139,10 @@ def test_prune_command_refuses_a_retention_within_the_horizon_and_prunes_otherwi
     assert out.startswith("pruned 1 outbox event(s), 3 delivery record(s), 3 attempt error(s)")
     assert count(session_factory, OutboxEvent) == 1
 
+    code, out, err = orderflow("prune")
+    assert (code, err) == (0, "")
+    assert out.startswith("nothing to prune: no event finished more than 30d ago (")
+
 
 @pytest.mark.parametrize(
     "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
