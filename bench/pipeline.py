@@ -44,10 +44,18 @@ def order_data(i: int) -> dict:
             "lines": LINES}
 
 
-def celery_app(redis_url: str, *, events: bool):  # type: ignore[no-untyped-def]
+def celery_app(broker_url: str, *, events: bool):  # type: ignore[no-untyped-def]
+    """The project's app on `broker_url` (Redis or RabbitMQ), configured as its processes are."""
+    import celeryconfig
+    from config.settings import Settings, is_rabbitmq
     from tasks import app
 
-    app.conf.update(broker_url=redis_url, task_send_sent_event=events)
+    settings = (Settings(database_url="", broker_url=broker_url) if is_rabbitmq(broker_url)
+                else Settings(database_url="", redis_url=broker_url))
+    app.conf.update(celeryconfig.broker_conf(settings), task_send_sent_event=events)
+    # Celery keeps its pools and queue declarations from their first use: made again here.
+    app._pool = None
+    app.__dict__.pop("amqp", None)
     return app
 
 
@@ -96,15 +104,17 @@ def place_all(session_factory, gateway: SimulatedGateway, n_orders: int, threads
 
 def run_once(redis_url: str, database_url: str, sink: Sink, *, n_orders: int = 2000,
              per_queue: int = 1, events: bool = True, producer_threads: int = PRODUCER_THREADS,
-             trace_to: str | None = None) -> dict:
-    """`trace_to`: an OTLP/HTTP endpoint every process (and the producer) sends its spans to."""
+             trace_to: str | None = None, broker_url: str | None = None) -> dict:
+    """`trace_to`: an OTLP/HTTP endpoint every process (and the producer) sends its spans to.
+    `broker_url`: run on that broker (RabbitMQ: an empty vhost) instead of `redis_url`."""
     flush(redis_url)
     engine = make_engine(database_url)
     session_factory = make_session_factory(engine)
     reset(session_factory=session_factory)
     sink.clear()
-    app = celery_app(redis_url, events=events)
-    env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "SMTP_URL": sink.url}
+    app = celery_app(broker_url or redis_url, events=events)
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": database_url, "SMTP_URL": sink.url,
+           **({"BROKER_URL": broker_url} if broker_url else {})}
     if trace_to:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = trace_to
         tracing.configure(trace_to, "orderflow-bench")

@@ -40,6 +40,10 @@ def write(meta: dict, results: dict, *, out: Path, charts: Path) -> str:
         from bench.streams import section as streams_section
 
         lines += streams_section(json.loads(streams.read_text()), verdicts)
+    if "rabbitmq" in results:
+        from bench.rabbitmq import section as rabbitmq_section
+
+        lines += rabbitmq_section(results["rabbitmq"], verdicts)
     verdicts.sort(key=lambda v: int(v.split(".")[0]))
     notes = Path(__file__).with_name("verdict_notes.md")  # hand-written caveats about a run, kept across runs
     kept = ([line for line in notes.read_text().splitlines() if not line.startswith("<!--")]

