@@ -389,8 +389,9 @@ def prune_section(res: dict, charts: Path, rel: Path, verdicts: list[str]) -> li
         "(the Procfile's options) and the relay serve it; one client POSTs /orders back to back all along. "
         f"Windows alternate: {res['window_seconds']:g} s calm, then one `orderflow prune --max-seconds "
         f"{res['window_seconds']:g}` (the operator's command, a subprocess: batches of 500 events, one short "
-        "transaction each, a pause between), until the 30 days are gone "
-        f"({res['left']:,} events past the retention left at the end). Each pruning window's p99 is "
+        "transaction each, a pause between), until the 30 days are gone or the bench's cap of "
+        f"windows is reached ({len(windows)} windows ran; {res['left']:,} events past the retention left at "
+        "the end, for the next `orderflow prune`). Each pruning window's p99 is "
         "divided by the calm window's just before it (`bench/prune.py`).",
         "",
         f"Pruned {events:,} events, {rows_total:,} rows in all (events, delivery records, their errors "
