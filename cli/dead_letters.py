@@ -196,10 +196,13 @@ def _database_of(args: argparse.Namespace, services: Services) -> tuple[SessionF
     event is when another service wrote it."""
     consumer = getattr(args, "consumer", None) or (
         str(args.id).rsplit(":", 1)[1] if getattr(args, "id", None) and ":" in str(args.id) else None)
-    service = getattr(args, "service", None) or (registry.service_of(consumer) if consumer else None)
-    if service is not None and service not in services.databases:
-        raise InvalidArgument(f"unknown service {service!r}: one of {', '.join(services.databases)}")
-    database = services.databases[service or "orders"]
+    named = getattr(args, "service", None)
+    if named is not None and named not in services.databases:
+        raise InvalidArgument(f"unknown service {named!r}: one of {', '.join(services.databases)}")
+    service = named or (registry.service_of(consumer) if consumer else None)
+    # A consumer declared without a service of its own (outbox's default) records in the orders
+    # database, as Settings.database_url_for places every service but shipping.
+    database = services.databases.get(service or "orders", services.databases["orders"])
     return database, [other for other in _distinct(services) if other is not database]
 
 

@@ -167,13 +167,20 @@ def prune_batch(session_factory: SessionFactory, *, cutoff: datetime, batch_size
 def candidate_queries(cutoff: datetime,
                       records_here: Callable[[Subscriber], bool] = lambda _subscriber: True,
                       ) -> list[Select[Any]]:
-    """One query per declared event type (it must have a record of each of its subscribers
-    that records here: another service's consumer keeps its records in its own database),
-    then one for the types nobody declares any more (no record is required)."""
+    """One query per declared event type (it must have a final record of each of its
+    subscribers), then one for the types nobody declares any more (no record is required).
+
+    A type with a subscriber that keeps its records in another database (another service's
+    consumer) is never pruned here: nothing in this database says that consumer finished,
+    and pruning the event would leave its dead letter with nothing to replay. Such events
+    stay until cross-database pruning exists (docs/workflow.md, "Retention")."""
     declared = registry.event_types()
     queries = []
     for event_type in declared:
-        consumers = [s.consumer for s in registry.subscribers_of(event_type) if records_here(s)]
+        subscribers = registry.subscribers_of(event_type)
+        if not all(records_here(s) for s in subscribers):
+            continue
+        consumers = [s.consumer for s in subscribers]
         query = _finished_before(cutoff).where(OutboxEvent.event_type == event_type)
         if consumers:
             resolved = (select(func.count()).select_from(Delivery)
