@@ -19,7 +19,7 @@ sent again, one that is merely slow is not sent over and over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -45,9 +45,15 @@ class Overdue:
 
 
 def find_overdue(
-    session_factory: SessionFactory, *, after_seconds: float, horizon_seconds: float, limit: int
+    session_factory: SessionFactory, *, after_seconds: float, horizon_seconds: float, limit: int,
+    records_here: Callable[[Subscriber], bool] = lambda _subscriber: True,
 ) -> list[Overdue]:
-    """Overdue (event, consumer) pairs, oldest first; events older than the horizon are left alone."""
+    """Overdue (event, consumer) pairs, oldest first; events older than the horizon are left alone.
+
+    Only subscribers whose delivery records are in this database (`records_here`) are looked
+    at: another service's consumer records its deliveries in its own database, where this
+    one cannot see them (docs/workflow.md says what covers that hop).
+    """
     now = utcnow()
     cutoff = now - timedelta(seconds=after_seconds)
     since = now - timedelta(seconds=horizon_seconds)
@@ -56,6 +62,8 @@ def find_overdue(
         for event_type in registry.event_types():
             # Durable subscribers only: in-process ones keep no record and have no queue.
             for subscriber in registry.subscribers_of(event_type):
+                if not records_here(subscriber):
+                    continue
                 if len(found) >= limit:
                     return found
                 delivery = aliased(Delivery)
