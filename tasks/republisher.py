@@ -39,12 +39,13 @@ def reconcile_once(app: Celery, runtime: Runtime, *, service: str = ORDERS) -> i
     overdue = find_overdue(
         sessions, after_seconds=settings.reconcile_after_seconds,
         horizon_seconds=settings.reconcile_horizon_seconds, limit=settings.relay_batch_size,
-        records_here=runtime.keeps_records_of(service),
+        records_of=runtime.records_of,
     )
     if not overdue:
         return 0
     publish_deliveries(app, ((o.event_id, o.payload, o.subscriber) for o in overdue))
-    mark_republished(sessions, overdue, after_seconds=settings.reconcile_after_seconds)
+    mark_republished(sessions, overdue, after_seconds=settings.reconcile_after_seconds,
+                     records_of=runtime.records_of)
     log.warning("reconciler republished %d overdue deliveries: %s", len(overdue), ", ".join(
         f"event={o.event_id} consumer={o.subscriber.consumer} was={o.state}" for o in overdue[:5]))
     return len(overdue)

@@ -42,6 +42,10 @@ class Runtime:
         subscriber = subscriber_for(consumer)
         return self.sessions(subscriber.service) if subscriber is not None else self.session_factory
 
+    def records_of(self, subscriber: Subscriber) -> SessionFactory:
+        """The database where `subscriber` keeps its delivery records (its service's)."""
+        return self.sessions(subscriber.service)
+
     def keeps_records_of(self, service: str) -> Callable[[Subscriber], bool]:
         """Whether a subscriber's delivery records are in `service`'s database: what the relay
         of that database may reconcile and must wait for before pruning an event."""

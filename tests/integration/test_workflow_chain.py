@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from orders.models import Order
+from outbox.clock import utcnow
 from outbox.models import Delivery, OutboxEvent
 from shipping.models import Shipment
 from tasks.relay import relay_once
+from tasks.republisher import reconcile_once
 from tests.support.databases import fresh_database
 from tests.support.orders import address, place, stock
 from tests.support.waiting import wait_until
@@ -94,3 +97,30 @@ def test_postcode_00000_is_compensated_refund_stock_and_cancelled(celery_app, ru
     cancelled = [m for m in map(message_from_bytes, smtp_sink.messages())
                  if " ".join(str(m["Subject"]).split()).endswith("is cancelled")]
     assert len(cancelled) == 1 and "00000" in cancelled[0].get_payload(decode=True).decode()
+
+
+def test_a_message_lost_between_the_two_databases_is_resent_by_the_reconciler(
+    celery_app, runtime, worker, smtp_sink
+):
+    # order.reserved is written in the orders database and its consumer (shipping) records its
+    # deliveries in its own: the orders relay's reconciler must read the shipping records to
+    # see that this delivery never happened, or the order stays `reserved` for good.
+    placed = place(runtime.session_factory)
+    relay_once(celery_app, runtime, grace_seconds=0)  # order.created only: nothing else yet
+
+    def reserved_event() -> str | None:
+        with runtime.session_factory() as session:
+            return session.scalar(select(OutboxEvent.id).where(
+                OutboxEvent.aggregate_id == placed.order_id, OutboxEvent.event_type == "order.reserved"))
+
+    event_id = wait_until(reserved_event, message="inventory wrote order.reserved")
+    lost_at = utcnow() - timedelta(seconds=runtime.settings.reconcile_after_seconds + 60)
+    with runtime.session_factory.begin() as session:  # published, as far as the outbox knows; never sent
+        session.execute(update(OutboxEvent).where(OutboxEvent.id == event_id).values(published_at=lost_at))
+
+    assert reconcile_once(celery_app, runtime) == 1
+    wait_until(lambda: pumped(celery_app, runtime, placed.order_id, "shipped"), interval=0.1,
+               message="shipped after the reconciler resent order.reserved")
+    with runtime.sessions("shipping")() as session:
+        assert len(session.scalars(select(Shipment)).all()) == 1
+    assert reconcile_once(celery_app, runtime) == 0  # delivered: nothing overdue any more
