@@ -28,9 +28,8 @@ class FakeGateway:
         self.charged.append(amount_cents)
         return Charge(f"pay_{len(self.charged)}", amount_cents, currency)
 
-    def refund(self, *, payment_id: str) -> str:
+    def refund(self, *, payment_id: str) -> None:
         self.refunded.append(payment_id)
-        return f"re_{payment_id}"
 
 
 @pytest.fixture
