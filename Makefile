@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run services test test-hosts lint clean bench bench-streams bench-ab
+.PHONY: install run services test test-hosts lint clean bench bench-streams bench-ab bench-chain
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-ab: $(VENV)/.bench-installed
 # One section alone (~3 min): the API's latency with 0 to 5,000 open live-status streams.
 bench-streams: $(VENV)/.bench-installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BENCH_COMMAND="make bench-streams" $(PY) -m bench.streams
+
+# One section alone (~4 min): the cross-service chain, orders shipped per second and POST -> shipped latency.
+bench-chain: $(VENV)/.bench-installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BENCH_COMMAND="make bench-chain" $(PY) -m bench.chain
 
 lint: install
 	$(PY) -m ruff check .

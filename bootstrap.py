@@ -17,7 +17,7 @@ from typing import Any
 
 from celery import Celery
 
-from config.settings import Settings
+from config.settings import SHIPPING, Settings
 from orders.payments import PaymentGateway, SimulatedGateway
 from outbox import tracing
 from outbox.after_commit import AfterCommit, combine
@@ -43,6 +43,9 @@ class Services:
     fast_path: AfterCommitPublisher | None
     # How a dead-letter replay is published (the project's Celery app).
     replay_publish: Publish
+    # Each service's database by service name ("orders", "shipping"): the shipping one is the
+    # same session factory when SHIPPING_DATABASE_URL is the orders database.
+    databases: dict[str, SessionFactory]
 
 
 def build(settings: Settings | None = None, *, celery_app: Celery | None = None,
@@ -68,8 +71,13 @@ def build(settings: Settings | None = None, *, celery_app: Celery | None = None,
     if in_process_events:
         # In-process subscribers first (in this request), then the durable hand-off.
         after_commit = combine(InProcessDispatcher(settings), publisher)
+    shipping_url = settings.database_url_for(SHIPPING)
+    databases = {"orders": session_factory,
+                 SHIPPING: session_factory if shipping_url == settings.database_url
+                 else make_session_factory(make_engine(shipping_url))}
     return Services(
         settings=settings,
+        databases=databases,
         session_factory=session_factory,
         gateway=gateway or SimulatedGateway(settings.payment_timeout_seconds),
         after_commit=after_commit,

@@ -13,6 +13,7 @@ from kombu import Exchange, Queue
 from config.settings import Settings
 from orders import subscriptions as _declared  # noqa: F401  (the consumers: their queues below)
 from outbox.subscriptions import durable_subscribers
+from shipping import subscriptions as _shipping_declared  # noqa: F401  (the shipping service's)
 
 try:
     _settings = Settings.from_env()

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import redis
 
+# Where every bench order ships (the carrier serves it: orders/schemas.py, shipping).
+SHIP_TO = {"line1": "12 Crescent Road", "city": "London", "postcode": "N8 8AA", "country": "GB"}
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -328,3 +331,30 @@ def measure(
         "cpu_ms_per_execution": (cpu1 - cpu0) * 1000 / executions,
         "executions": executions,
     }
+
+
+# ------------------------------------------------------------------- sections measured on their own
+def measure_section(name: str, run: Callable[[], dict], charts: Path, *, command: str) -> dict:
+    """Run a section that brings its own servers, stamp it, keep it in <charts>/<name>.json
+    (bench/report.py renders it into BENCHMARKS.md)."""
+    import datetime as dt
+    import json
+
+    started, load = time.monotonic(), os.getloadavg()
+    result = run()
+    result["meta"] = {"command": command, "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                      "minutes": round((time.monotonic() - started) / 60, 1),
+                      "load_start": round(load[0], 1), "load_end": round(os.getloadavg()[0], 1)}
+    charts.mkdir(parents=True, exist_ok=True)
+    (charts / f"{name}.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def rewrite_report(charts: Path, out: Path) -> str:
+    """BENCHMARKS.md again: every section from its saved results."""
+    import json
+
+    from bench import report
+
+    saved = json.loads((charts / "results.json").read_text())
+    return report.write(saved["meta"], saved["results"], out=out, charts=charts)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from sqlalchemy import text
 
-from bench.common import WorkerSet, flush, free_port, python_m, wait_for
+from bench.common import SHIP_TO, WorkerSet, flush, free_port, python_m, wait_for
 from bench.database import reset
 from bench.services import Sink, port_answers
 from bench.stats import percentile
@@ -34,7 +34,8 @@ VARIANTS = {
     "direct call": "/bench/orders/direct",
 }
 BODY = json.dumps({"customer_email": "ada@example.com", "customer_name": "Ada", "card_token": "tok_visa",
-                   "lines": [{"sku": "mug", "quantity": 2}, {"sku": "tee", "quantity": 1}]})
+                   "lines": [{"sku": "mug", "quantity": 2}, {"sku": "tee", "quantity": 1}],
+                   "shipping_address": SHIP_TO})
 GUNICORN_OPTS = ["--workers", "2", "--threads", "4", "--worker-class", "gthread"]  # as the Procfile
 
 

@@ -20,12 +20,12 @@ from flask import Blueprint, Flask, jsonify
 from sqlalchemy import insert, literal, select
 
 from orders.consumers import analytics, email, inventory
-from orders.models import Order, OrderLine
+from orders.models import Order
 from orders.order_store import line_rows, order_ctes, order_row, statement_params, tables
 from orders.payloads import order_created_payload
-from orders.place_order import load_prices, placed_from
+from orders.place_order import load_prices, new_order, placed_from
 from orders.schemas import parse_place_order
-from outbox.clock import new_id, utcnow
+from outbox.clock import new_id
 from web import create_app as create_orderflow_app
 from web.routes import json_body, placed_order_view, services
 
@@ -43,10 +43,7 @@ def _new_order() -> tuple[Order, dict]:
     total = sum(prices[ln.sku].price_cents * ln.quantity for ln in command.lines)
     charge = svc.gateway.charge(amount_cents=total, currency="EUR", card_token=command.card_token,
                                 idempotency_key=order_id)
-    order = Order(id=order_id, customer_email=command.customer_email, customer_name=command.customer_name,
-                  total_cents=total, currency="EUR", payment_id=charge.payment_id, created_at=utcnow(),
-                  lines=[OrderLine(sku=ln.sku, quantity=ln.quantity,
-                                   unit_price_cents=prices[ln.sku].price_cents) for ln in command.lines])
+    order = new_order(order_id, command, prices, total=total, currency="EUR", payment_id=charge.payment_id)
     return order, prices
 
 

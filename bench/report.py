@@ -44,6 +44,11 @@ def write(meta: dict, results: dict, *, out: Path, charts: Path) -> str:
         from bench.rabbitmq import section as rabbitmq_section
 
         lines += rabbitmq_section(results["rabbitmq"], verdicts)
+    chain = charts / "chain.json"
+    if chain.exists():  # measured by `python -m bench.chain` (`make bench-chain`) or `make bench`
+        from bench.chain import section as chain_section
+
+        lines += chain_section(json.loads(chain.read_text()), verdicts)
     verdicts.sort(key=lambda v: int(v.split(".")[0]))
     notes = Path(__file__).with_name("verdict_notes.md")  # hand-written caveats about a run, kept across runs
     kept = ([line for line in notes.read_text().splitlines() if not line.startswith("<!--")]

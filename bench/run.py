@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench import (
+    chain,
     growth,
     producer,
     prune,
@@ -37,7 +38,8 @@ from bench.common import REPO_ROOT, redis_server_binary, start_redis
 from bench.database import admin_url, throwaway_database
 from bench.services import smtp_sink
 
-ALL_SECTIONS = ("throughput", "relay", "producer", "growth", "streams", "prune", "tracing", "rabbitmq")
+ALL_SECTIONS = ("throughput", "relay", "producer", "growth", "streams", "prune", "tracing", "rabbitmq",
+                "chain")
 PACKAGES = ("celery", "kombu", "dramatiq", "redis", "SQLAlchemy", "psycopg", "flask", "gunicorn", "flower",
             "matplotlib")
 
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         results["tracing"] = tracing_cost.run(n_orders=args.tracing_orders, repeat=args.repeat)
     if "streams" in sections:  # its own Redis and database; its results in docs/bench/streams.json
         streams.measure_and_save(Path(args.charts), repeat=args.repeat, command=meta["command"])
+    if "chain" in sections:  # two databases of its own; its results in docs/bench/chain.json
+        chain.measure_and_save(Path(args.charts), repeat=max(2, args.repeat - 1), command=meta["command"])
     meta["minutes"] = round((time.monotonic() - t_start) / 60, 1)
     meta["machine"]["load_end"] = os.getloadavg()
     raw = Path(args.charts) / "results.json"

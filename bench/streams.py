@@ -20,7 +20,6 @@ Writes docs/bench/streams.json and rewrites BENCHMARKS.md (bench/report.py).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import http.client
 import json
 import os
@@ -33,10 +32,13 @@ import psutil
 
 from bench.common import (
     REPO_ROOT,
+    SHIP_TO,
     Worker,
     WorkerSet,
     free_port,
+    measure_section,
     python_m,
+    rewrite_report,
     start_redis,
     tree_cpu_seconds,
     wait_for,
@@ -81,7 +83,8 @@ def start_system(procs: WorkerSet, redis_url: str, database_url: str) -> tuple[i
 def place(api_port: int, n: int) -> list[str]:
     conn = http.client.HTTPConnection("127.0.0.1", api_port, timeout=30)
     body = json.dumps({"customer_email": "watched@example.com", "card_token": "tok_visa",
-                       "lines": [{"sku": "mug", "quantity": 1}]})
+                       "lines": [{"sku": "mug", "quantity": 1}],
+                       "shipping_address": SHIP_TO})
     ids = []
     try:
         for _ in range(n):
@@ -238,14 +241,7 @@ def _range(values: list[float]) -> str:
 
 def measure_and_save(charts: Path, *, repeat: int, command: str) -> dict:
     """Measure, and keep the result in <charts>/streams.json (bench/report.py renders it)."""
-    started, load = time.monotonic(), os.getloadavg()
-    result = run(repeat=repeat)
-    result["meta"] = {"command": command, "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                      "minutes": round((time.monotonic() - started) / 60, 1),
-                      "load_start": round(load[0], 1), "load_end": round(os.getloadavg()[0], 1)}
-    charts.mkdir(parents=True, exist_ok=True)
-    (charts / "streams.json").write_text(json.dumps(result, indent=2))
-    return result
+    return measure_section("streams", lambda: run(repeat=repeat), charts, command=command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,10 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     charts = Path(args.charts)
     command = (os.environ.get("BENCH_COMMAND") or "python -m bench.streams").strip()
     measure_and_save(charts, repeat=args.repeat, command=command)
-    from bench import report  # BENCHMARKS.md again: the other sections from their saved results
-
-    saved = json.loads((charts / "results.json").read_text())
-    print(report.write(saved["meta"], saved["results"], out=Path(args.out), charts=charts))
+    print(rewrite_report(charts, Path(args.out)))
     return 0
 
 

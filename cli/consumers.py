@@ -17,6 +17,8 @@ from bootstrap import Services
 from cli.dead_letters import table
 from config.settings import operator_name
 from outbox import consumer_control
+from outbox.db import SessionFactory
+from outbox.subscriptions import registry
 
 
 def add_parser(commands: Any) -> None:
@@ -35,16 +37,24 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, services: Services) -> None:
-    session_factory = services.session_factory
     if args.action == "pause":
-        view = consumer_control.pause(session_factory, args.name, actor=args.by, reason=args.reason)
+        view = consumer_control.pause(_database_of(args.name, services), args.name, actor=args.by,
+                                      reason=args.reason)
         print(f"paused {view.consumer} (by {view.paused_by}): its deliveries are held until resumed")
         return
     if args.action == "resume":
-        view = consumer_control.resume(session_factory, args.name, actor=args.by, reason=args.reason)
+        view = consumer_control.resume(_database_of(args.name, services), args.name, actor=args.by,
+                                       reason=args.reason)
         print(f"resumed {view.consumer}: now {view.status}")
         return
-    rows = consumer_control.list_consumers(session_factory)
+    # Each consumer as its own service's database has it (its workers read its state there).
+    rows = [row for row in consumer_control.list_consumers(services.session_factory)
+            if _database_of(row["consumer"], services) is services.session_factory]
+    for database in {id(db): db for db in services.databases.values()}.values():
+        if database is not services.session_factory:
+            rows += [row for row in consumer_control.list_consumers(database)
+                     if _database_of(row["consumer"], services) is database]
+    rows.sort(key=lambda row: row["consumer"])
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -52,6 +62,11 @@ def run(args: argparse.Namespace, services: Services) -> None:
                 [[r["consumer"], r["status"], r["held"], _breaker(r["breaker"]),
                   r["paused_at"] or r["breaker"]["opened_at"] or "", r["paused_by"] or "",
                   r["paused_reason"] or ""] for r in rows]))
+
+
+def _database_of(consumer: str, services: Services) -> SessionFactory:
+    """Where the consumer's pause and breaker live: its service's database."""
+    return services.databases.get(registry.service_of(consumer) or "", services.session_factory)
 
 
 def _breaker(breaker: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from outbox import dead_letter_actions as actions
 from outbox import dead_letter_groups as groups
 from outbox import dead_letters
 from outbox.db import SessionFactory
+from outbox.subscriptions import registry
 
 ERROR_WIDTH = 70
 
@@ -41,16 +42,19 @@ def add_parser(commands: Any) -> None:
     show = sub.add_parser("show", help="one delivery: payload, every attempt's error, traceback, audit")
     show.add_argument("id", help="delivery id, or task id <event_id>:<consumer>")
     show.add_argument("--json", action="store_true")
+    _add_service(show)
 
     replay = sub.add_parser("replay", help="publish again to its consumer's queue only")
     replay.add_argument("id", nargs="?", help="one delivery (id or task id)")
     _add_filters(replay)
     replay.add_argument("--rate", type=float, default=5.0, help="bulk: replays per second (default 5)")
     _add_audit(replay, reason_required=False)
+    _add_service(replay)
 
     discard = sub.add_parser("discard", help="set a dead letter aside for good")
     discard.add_argument("id", help="delivery id, or task id <event_id>:<consumer>")
     _add_audit(discard, reason_required=True)
+    _add_service(discard)
 
     groups = sub.add_parser("groups", help="dead letters grouped by consumer and error, with counts")
     groups.add_argument("--consumer", help="only this consumer")
@@ -71,31 +75,36 @@ def run(args: argparse.Namespace, services: Services) -> None:
     if args.action in ("groups", "replay-group", "discard-group"):
         _groups(args, services)
         return
-    {"list": _list, "show": _show, "discard": _discard}[args.action](args, services.session_factory)
+    {"list": _list, "show": _show, "discard": _discard}[args.action](args, services)
 
 
-def _list(args: argparse.Namespace, session_factory: SessionFactory) -> None:
+def _list(args: argparse.Namespace, services: Services) -> None:
     filters = dead_letters.make_filters(consumer=args.consumer, error=args.error, since=args.since,
                                         until=args.until, state=args.state, limit=args.limit)
-    rows = dead_letters.list_dead_letters(session_factory, filters)
+    # Every service's database (each keeps its own consumers' letters), newest first across them.
+    rows = sorted((row for database in _distinct(services)
+                   for row in dead_letters.list_dead_letters(database, filters)),
+                  key=lambda row: (row["updated_at"] or "", row["service"] or ""),
+                  reverse=True)[:filters.limit]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     if not rows:
         print(f"no {filters.state} deliveries match")
         return
-    print(table(["ID", "CONSUMER", "ATTEMPTS", "DIED (UTC)", "TASK ID", "LAST ERROR"],
-                [[r["id"], r["consumer"], r["attempts"], r["updated_at"], r["task_id"],
+    print(table(["ID", "SERVICE", "CONSUMER", "ATTEMPTS", "DIED (UTC)", "TASK ID", "LAST ERROR"],
+                [[r["id"], r["service"], r["consumer"], r["attempts"], r["updated_at"], r["task_id"],
                   _clip(r["last_error"])] for r in rows]))
     print(f"{len(rows)} {filters.state} deliver{'y' if len(rows) == 1 else 'ies'}")
 
 
-def _show(args: argparse.Namespace, session_factory: SessionFactory) -> None:
-    letter = dead_letters.show_dead_letter(session_factory, args.id)
+def _show(args: argparse.Namespace, services: Services) -> None:
+    database, elsewhere = _database_of(args, services)
+    letter = dead_letters.show_dead_letter(database, args.id, event_sources=elsewhere)
     if args.json:
         print(json.dumps(letter, indent=2))
         return
-    for key in ("id", "task_id", "flower_task_id", "consumer", "state", "attempts", "order_id",
+    for key in ("id", "service", "task_id", "flower_task_id", "consumer", "state", "attempts", "order_id",
                 "event_type", "updated_at", "trace_id"):
         print(f"{key + ':':<16}{letter[key]}")
     print("payload:")
@@ -113,7 +122,7 @@ def _show(args: argparse.Namespace, session_factory: SessionFactory) -> None:
 
 
 def _replay(args: argparse.Namespace, services: Services) -> None:
-    session_factory = services.session_factory
+    session_factory, elsewhere = _database_of(args, services)
 
     bulk = args.consumer is not None
     if bool(args.id) == bulk:
@@ -123,7 +132,7 @@ def _replay(args: argparse.Namespace, services: Services) -> None:
     publish = services.replay_publish
     if not bulk:
         done = actions.replay_dead_letter(session_factory, ref=args.id, actor=args.by,
-                                          reason=args.reason, publish=publish)
+                                          reason=args.reason, publish=publish, event_sources=elsewhere)
         print(f"replayed delivery {done.delivery_id}: task {done.task_id} sent to queue {done.consumer} "
               f"on {_broker()}")
         return
@@ -139,7 +148,8 @@ def _replay(args: argparse.Namespace, services: Services) -> None:
     print(f"{len(result.replayed)} replayed, {len(result.refused)} skipped (broker {_broker()})")
 
 
-def _discard(args: argparse.Namespace, session_factory: SessionFactory) -> None:
+def _discard(args: argparse.Namespace, services: Services) -> None:
+    session_factory, _elsewhere = _database_of(args, services)
     done = actions.discard_dead_letter(session_factory, ref=args.id, actor=args.by, reason=args.reason)
     print(f"discarded delivery {done['id']} ({done['task_id']})")
 
@@ -171,6 +181,31 @@ def _groups(args: argparse.Namespace, services: Services) -> None:
                  for g in found for d in [g.as_dict()]]))
 
 
+def _distinct(services: Services) -> list[SessionFactory]:
+    """Each database once (the shipping service may share the orders one)."""
+    found: list[SessionFactory] = []
+    for database in services.databases.values():
+        if all(database is not seen for seen in found):
+            found.append(database)
+    return found
+
+
+def _database_of(args: argparse.Namespace, services: Services) -> tuple[SessionFactory, list[SessionFactory]]:
+    """The database of the letter named (`--service`, else its consumer's service: by
+    `--consumer` or the task id's `:<consumer>`, else orders), and the others, where its
+    event is when another service wrote it."""
+    consumer = getattr(args, "consumer", None) or (
+        str(args.id).rsplit(":", 1)[1] if getattr(args, "id", None) and ":" in str(args.id) else None)
+    named = getattr(args, "service", None)
+    if named is not None and named not in services.databases:
+        raise InvalidArgument(f"unknown service {named!r}: one of {', '.join(services.databases)}")
+    service = named or (registry.service_of(consumer) if consumer else None)
+    # A consumer declared without a service of its own (outbox's default) records in the orders
+    # database, as Settings.database_url_for places every service but shipping.
+    database = services.databases.get(service or "orders", services.databases["orders"])
+    return database, [other for other in _distinct(services) if other is not database]
+
+
 def _broker() -> str:
     from tasks import app  # the app whose broker the replay went to
 
@@ -195,6 +230,11 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", help="died at or after: 30m, 2h, 7d or an ISO time (UTC)")
     parser.add_argument("--until", help="died before: same forms as --since")
     parser.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+
+
+def _add_service(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--service", help="whose database the delivery id is in: orders (default) or "
+                        "shipping; a task id or --consumer says it by itself")
 
 
 def _add_audit(parser: argparse.ArgumentParser, *, reason_required: bool) -> None:

@@ -40,6 +40,8 @@ def environment_for(command: str, environ: Mapping[str, str]) -> dict[str, str] 
     found = system.environment()
     names = [name for name in TARGETS if name in found]
     env.update({name: found[name] for name in names})
+    if found.get("SHIPPING_DATABASE_URL") and not env.get("SHIPPING_DATABASE_URL"):
+        env["SHIPPING_DATABASE_URL"] = found["SHIPPING_DATABASE_URL"]
     print(f"orderflow: using the system make run started (pid {system.supervisor_pid}): "
           + ", ".join(f"{name}={mask_url(found[name])}" for name in names), file=sys.stderr)
     return env

@@ -89,10 +89,18 @@ def _quiet_stdout() -> None:
 
 
 def _migrate(settings: Settings) -> None:
-    from orders.migrate import upgrade
+    """Both services' databases (the shipping one made first if it is missing)."""
+    from orders.migrate import create_database_if_missing, upgrade
 
-    upgrade(settings.database_url)
-    print(f"schema up to date: {mask_url(settings.database_url)}")
+    seen: set[str] = set()
+    for service, url in settings.database_urls.items():
+        if url in seen:  # the shipping service sharing the orders database
+            continue
+        seen.add(url)
+        if url != settings.database_url:
+            create_database_if_missing(url)
+        upgrade(url)
+        print(f"schema up to date ({service}): {mask_url(url)}")
 
 
 def _seed(settings: Settings) -> None:

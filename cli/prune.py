@@ -11,6 +11,7 @@ import argparse
 from typing import Any
 
 import orders.subscriptions  # noqa: F401  (the declared consumers: their policies make the horizon)
+import shipping.subscriptions  # noqa: F401
 from config.settings import Settings, format_duration, parse_duration
 from orders.errors import InvalidArgument
 from outbox.db import SessionFactory

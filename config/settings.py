@@ -49,9 +49,37 @@ def default_database_url(environ: Mapping[str, str] | None = None) -> str:
     return f"sqlite:///{var_dir(environ) / 'orderflow.sqlite3'}"
 
 
+# The second service (shipping/): its own database, its own outbox and delivery records.
+SHIPPING = "shipping"
+
+
+def default_shipping_database_url(database_url: str, environ: Mapping[str, str] | None = None) -> str:
+    """Beside the orders database: a second database on the same PostgreSQL server
+    (`<name>_shipping`), or a second SQLite file in the var directory (what `make run` uses
+    when SHIPPING_DATABASE_URL is unset)."""
+    if is_postgresql(database_url):
+        parts = urlsplit(database_url)
+        name = parts.path.lstrip("/") or "postgres"
+        return urlunsplit(parts._replace(path=f"/{name}_shipping"))
+    return f"sqlite:///{var_dir(environ) / 'shipping.sqlite3'}"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default_factory=default_database_url)
+    # SHIPPING_DATABASE_URL: the shipping service's database. "" = the same database as
+    # DATABASE_URL (its tables are there too); `make run` gives it a second one
+    # (default_shipping_database_url).
+    shipping_database_url: str = ""
+    # The simulated carrier's and payment gateway's own records (SQLite files), shared by
+    # every process as a real carrier or gateway would be; "" = in this process's memory.
+    carrier_ledger: str = ""
+    payments_ledger: str = ""
+    # Postcode 99999: the simulated carrier is unavailable for this many attempts of a booking.
+    carrier_unavailable_attempts: int = 3
+    # How long the simulated carrier takes to answer a booking (after it booked: the window in
+    # which a killed worker leaves a booking the carrier made and the shipping database lacks).
+    carrier_latency_seconds: float = 0.0
     redis_url: str = "redis://127.0.0.1:6379/0"
     # BROKER_URL: the Celery broker. Empty = REDIS_URL (Redis stays the default); an
     # amqp:// URL runs everything on RabbitMQ (celeryconfig.py, tasks/safety.py).
@@ -142,8 +170,17 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         defaults = cls(database_url="")
+        database_url = normalize_database_url(env.get("DATABASE_URL") or default_database_url(env))
         return cls(
-            database_url=normalize_database_url(env.get("DATABASE_URL") or default_database_url(env)),
+            database_url=database_url,
+            shipping_database_url=normalize_database_url(env.get("SHIPPING_DATABASE_URL") or ""),
+            carrier_ledger=env.get("CARRIER_LEDGER") or str(var_dir(env) / "carrier.sqlite3"),
+            payments_ledger=env.get("PAYMENTS_LEDGER") or str(var_dir(env) / "payments.sqlite3"),
+            carrier_unavailable_attempts=parse_number(
+                "CARRIER_UNAVAILABLE_ATTEMPTS", env, defaults.carrier_unavailable_attempts, integer=True,
+                minimum=0),
+            carrier_latency_seconds=parse_number("CARRIER_LATENCY_SECONDS", env,
+                                                 defaults.carrier_latency_seconds, minimum=0),
             redis_url=env.get("REDIS_URL") or defaults.redis_url,
             broker_url=env.get("BROKER_URL") or "",
             rabbitmq_queue_type=parse_queue_type(env.get("RABBITMQ_QUEUE_TYPE") or "quorum"),
@@ -202,6 +239,17 @@ class Settings:
                                                    defaults.breaker_probe_max_seconds, minimum=0.1),
             rate_limits=parse_rate_limits(env.get("ORDERFLOW_RATE_LIMITS") or "{}"),
         )
+
+    def database_url_for(self, service: str) -> str:
+        """The database holding `service`'s outbox and its consumers' delivery records."""
+        if service == SHIPPING and self.shipping_database_url:
+            return self.shipping_database_url
+        return self.database_url
+
+    @property
+    def database_urls(self) -> dict[str, str]:
+        """Each service's database (the shipping service's may be the orders one)."""
+        return {"orders": self.database_url, SHIPPING: self.database_url_for(SHIPPING)}
 
     @property
     def uses_fast_path(self) -> bool:

@@ -77,9 +77,12 @@ class LocalSystem:
         `make run` read it from: BROKER_URL for RabbitMQ (REDIS_URL would make a replay declare
         plain queues where quorum ones exist, and the broker refuses), REDIS_URL for Redis."""
         broker = self.urls["broker"]
-        return {"BROKER_URL" if is_rabbitmq(broker) else "REDIS_URL": broker,
-                "DATABASE_URL": self.urls["database"],
-                "SMTP_URL": self.urls["smtp"], "FLOWER_URL": self.urls["flower"]}
+        found = {"BROKER_URL" if is_rabbitmq(broker) else "REDIS_URL": broker,
+                 "DATABASE_URL": self.urls["database"],
+                 "SMTP_URL": self.urls["smtp"], "FLOWER_URL": self.urls["flower"]}
+        if self.urls.get("shipping_database"):  # the shipping service's, when make run gave it one
+            found["SHIPPING_DATABASE_URL"] = self.urls["shipping_database"]
+        return found
 
     def status_lines(self) -> list[str]:
         head = "ready" if self.ready else "starting"

@@ -10,6 +10,7 @@ tests/unit/test_procfile_matches.py fails when it and the declarations
 from __future__ import annotations
 
 import orders.subscriptions  # noqa: F401  (the shop's declarations)
+import shipping.subscriptions  # noqa: F401  (the shipping service's)
 from outbox.subscriptions import durable_subscribers
 
 WEB = ("gunicorn --bind 127.0.0.1:${WEB_PORT:-8000} --workers 2 --threads 4 --worker-class gthread "
@@ -18,6 +19,8 @@ WEB = ("gunicorn --bind 127.0.0.1:${WEB_PORT:-8000} --workers 2 --threads 4 --wo
 # streams never take a gunicorn thread from the API (live/__init__.py).
 STREAM = "python -m live --port ${STREAM_PORT:-8001}"
 RELAY = "python -m tasks.relay"
+# The shipping service's own relay: its outbox is in its own database (SHIPPING_DATABASE_URL).
+SHIPPING_RELAY = "python -m tasks.relay --service shipping"
 FLOWER = ('test -n "$FLOWER_BASIC_AUTH" || { echo "flower: refusing to start without '
           'FLOWER_BASIC_AUTH=user:password (make run generates one)" >&2; exit 1; }; '
           "exec celery -A tasks flower --address=127.0.0.1 --port=${FLOWER_PORT:-5555} "
@@ -44,7 +47,8 @@ def worker_queues() -> list[str]:
 def app_processes() -> dict[str, str]:
     """Every process of the system itself, in start order: web, the stream server, relay, one
     worker per queue, Flower."""
-    return {"web": WEB, "stream": STREAM, "relay": RELAY, **{q: worker(q) for q in worker_queues()},
+    return {"web": WEB, "stream": STREAM, "relay": RELAY, "shipping_relay": SHIPPING_RELAY,
+            **{q: worker(q) for q in worker_queues()},
             "flower": FLOWER}
 
 

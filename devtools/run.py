@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.settings import PROJECT_ROOT, is_rabbitmq, mask_url, var_dir
+from config.settings import PROJECT_ROOT, default_shipping_database_url, is_rabbitmq, mask_url, var_dir
 from devtools import local_postgres, readiness
 from devtools.local_redis import is_reachable
 from devtools.local_system import clear_state, find_running, write_state
@@ -42,7 +42,7 @@ VAR_DIR = var_dir()  # devtools read the environment directly (they are not the 
 # web, stream, relay, one worker per declared consumer queue, Flower (devtools/procfile.py)
 APP_PROCESSES = list(app_processes())
 # The relay has no port to ask: it is ready when it says so.
-READY_MARKERS = {"relay": "relay started"}
+READY_MARKERS = {"relay": "relay started", "shipping_relay": "relay started"}
 SERVERS_TIMEOUT = 60.0
 # PostgreSQL's SIGTERM is a "smart" shutdown that waits for every client to leave; SIGINT
 # ("fast") disconnects them and still shuts down cleanly.
@@ -78,6 +78,10 @@ def plan(env: dict[str, str], *, servers_only: bool = False) -> Plan:
                    DATABASE_URL=local_postgres.admin_url(port, local_postgres.DATABASE))
         result.servers.append("postgres")
     env["ORDERFLOW_VAR_DIR"] = str(VAR_DIR)
+    # The shipping service's own database beside the orders one: on the same PostgreSQL server
+    # (`orderflow init` creates it), or a second SQLite file.
+    if not env.get("SHIPPING_DATABASE_URL"):
+        env["SHIPPING_DATABASE_URL"] = default_shipping_database_url(env["DATABASE_URL"], env)
     # The Procfile's `python`, `celery`, `gunicorn` are this environment's, even without `make`.
     bin_dir = str(Path(sys.executable).parent)
     if env.get("PATH", "").split(os.pathsep)[0] != bin_dir:
@@ -189,7 +193,9 @@ class LocalRun:
                 "urls": {"web": f"http://127.0.0.1:{self.env['WEB_PORT']}",
                          "operator": f"http://127.0.0.1:{self.env['WEB_PORT']}/admin",
                          "flower": self.env["FLOWER_URL"], "broker": broker_of(self.env),
-                         "database": self.env["DATABASE_URL"], "smtp": self.env["SMTP_URL"]},
+                         "database": self.env["DATABASE_URL"],
+                         "shipping_database": self.env["SHIPPING_DATABASE_URL"],
+                         "smtp": self.env["SMTP_URL"]},
                 "mail_dir": str(VAR_DIR / "mail") if "smtp" in self.plan.servers else None,
                 "summary": self.summary,
                 "processes": processes,

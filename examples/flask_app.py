@@ -5,7 +5,8 @@
 It follows Flask's documented Celery pattern (an app factory calling
 `celery_init_app`), with one change: the Celery app is orderflow's own
 `tasks.app`, so the messages it sends are consumed by the same
-`celery -A tasks worker -Q email|inventory|analytics` processes.
+`celery -A tasks worker -Q <queue>` processes, one per declared queue
+(`python -m devtools.procfile` lists them; docs/integrating.md).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,9 @@ class Hub:
         self.max_open = max_open
         self.max_per_client = max_per_client
         self.feed_up = False
+        # Asks the server for a database re-read of every watched order now (live/server.py
+        # sets it): a stream that looks finished confirms it there before it ends.
+        self.reread_now: Callable[[], None] = lambda: None
         self._rooms: dict[str, set[Watcher]] = {}
         self._events: dict[str, set[str]] = {}  # order id -> its event ids, once read
         self._order_of: dict[str, str] = {}  # event id -> order id

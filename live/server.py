@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from config.settings import Settings
+from config.settings import SHIPPING, Settings
 from live import stream
 from live.feed import UpdateFeed, feed_for
 from live.hub import ClientFull, Hub, StreamsFull
@@ -102,7 +102,7 @@ async def order_events(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         await stream.pump(_writer(response), watcher, first, began,
-                          request.app[SETTINGS].sse_keepalive_seconds)
+                          request.app[SETTINGS].sse_keepalive_seconds, reread=hub.reread_now)
     except (ConnectionResetError, TimeoutError):
         pass  # the client went away, or stopped reading
     finally:
@@ -129,6 +129,8 @@ def _background(read_many: ReadMany | None, feed: UpdateFeed):  # type: ignore[n
         reader = BatchReader(read_many or _database_reader(settings), threads=settings.stream_db_threads)
         app[READER] = reader
         refreshed = asyncio.Event()
+
+        hub.reread_now = refreshed.set  # a stream that looks finished asks for the truth now
 
         def on_state(up: bool) -> None:
             if up and not hub.feed_up:
@@ -172,13 +174,19 @@ async def _close_streams(app: web.Application) -> None:
 
 def _database_reader(settings: Settings) -> ReadMany:
     import orders.subscriptions  # noqa: F401  (the declarations: which consumers each event has)
+    import shipping.subscriptions  # noqa: F401
     from orders.queries import statuses_of_orders
     from outbox.db import make_engine, make_session_factory
 
     # The threads bound the connections: each holds at most one of the engine's pool.
     session_factory = make_session_factory(make_engine(settings.database_url))
+    # The shipping service's database, when it has its own: its events and its consumer's
+    # deliveries are part of the order's progress (docs/workflow.md).
+    shipping_url = settings.database_url_for(SHIPPING)
+    others = ([] if shipping_url == settings.database_url
+              else [make_session_factory(make_engine(shipping_url))])
 
     def read_many(order_ids: list[str]) -> dict[str, Any]:
-        return statuses_of_orders(session_factory, order_ids)
+        return statuses_of_orders(session_factory, order_ids, others=others)
 
     return read_many

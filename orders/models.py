@@ -25,6 +25,15 @@ class Product(Base):
     stock: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# An order's status (`Order.status`), in the order they happen (docs/workflow.md):
+# placed -> reserved | backordered (inventory) -> shipped (shipping booked it) | cancelled
+# (shipping rejected it: refunded, stock released).
+PLACED, RESERVED, BACKORDERED = "placed", "reserved", "backordered"
+SHIPPED, CANCELLED = "shipped", "cancelled"
+# The address columns, in the order of the `shipping_address` object's fields.
+ADDRESS_FIELDS = ("line1", "city", "postcode", "country")
+
+
 class Order(Base):
     __tablename__ = "orders"
 
@@ -35,6 +44,23 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     payment_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=PLACED)
+    # The shipping address (null only for orders placed before it was asked for).
+    ship_line1: Mapped[str | None] = mapped_column(String(200), default=None)
+    ship_city: Mapped[str | None] = mapped_column(String(200), default=None)
+    ship_postcode: Mapped[str | None] = mapped_column(String(16), default=None)
+    ship_country: Mapped[str | None] = mapped_column(String(2), default=None)
+    # Set when the shipping service booked it (shipment.booked)...
+    tracking_number: Mapped[str | None] = mapped_column(String(64), default=None)
+    # ...or when it could not, and the payment was refunded (shipment.rejected).
+    refund_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    refunded_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+
+    @property
+    def shipping_address(self) -> dict[str, str] | None:
+        if self.ship_line1 is None:
+            return None
+        return {name: getattr(self, f"ship_{name}") for name in ADDRESS_FIELDS}
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"

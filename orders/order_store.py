@@ -24,6 +24,7 @@ from outbox.store import notify_relay, relay_notification
 # The columns placing an order writes; every other column takes its default.
 ORDER_COLUMNS = (
     "id", "customer_email", "customer_name", "total_cents", "currency", "payment_id", "created_at",
+    "status", "ship_line1", "ship_city", "ship_postcode", "ship_country",
 )
 LINE_COLUMNS = ("sku", "quantity", "unit_price_cents")
 EVENT_COLUMNS = ("id", "event_type", "aggregate_id", "payload", "created_at", "trace_context")

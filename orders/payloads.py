@@ -37,6 +37,9 @@ def order_created_payload(event_id: str, order: Order, products: dict[str, Produ
             }
             for line in order.lines
         ],
+        # Added after version 1 without a new version (old consumers ignore it); the shipping
+        # service reads it from order.reserved, which carries it on.
+        "shipping_address": order.shipping_address,
         "occurred_at": utcnow().isoformat(),
     }
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from orders.errors import InvalidOrder, UnknownProduct
-from orders.models import Order, OrderLine, Product
+from orders.models import ADDRESS_FIELDS, PLACED, Order, OrderLine, Product
 from orders.order_store import store_order
 from orders.payloads import order_created_payload
 from orders.payments import PaymentGateway
@@ -44,6 +44,8 @@ class PlacedOrder:
     customer_name: str
     created_at: datetime
     lines: tuple[PlacedLine, ...]
+    status: str
+    shipping_address: dict[str, str] | None
 
 
 def place_order(
@@ -67,19 +69,7 @@ def place_order(
         amount_cents=total, currency=currency, card_token=command.card_token,
         idempotency_key=order_id,
     )
-    order = Order(
-        id=order_id,
-        customer_email=command.customer_email,
-        customer_name=command.customer_name,
-        total_cents=total,
-        currency=currency,
-        payment_id=charge.payment_id,
-        created_at=utcnow(),
-        lines=[
-            OrderLine(sku=ln.sku, quantity=ln.quantity, unit_price_cents=prices[ln.sku].price_cents)
-            for ln in command.lines
-        ],
-    )
+    order = new_order(order_id, command, prices, total=total, currency=currency, payment_id=charge.payment_id)
     event_id = new_id()
     event = OutboxEvent(
         id=event_id,
@@ -98,6 +88,27 @@ def place_order(
         raise
     run_after_commit(after_commit, event)
     return placed_from(order, event.id)
+
+
+def new_order(order_id: str, command: PlaceOrderIn, prices: dict[str, Product], *, total: int,
+              currency: str, payment_id: str) -> Order:
+    """The order as placing it writes it: status `placed`, with its lines and address."""
+    address = command.shipping_address
+    return Order(
+        id=order_id,
+        customer_email=command.customer_email,
+        customer_name=command.customer_name,
+        total_cents=total,
+        currency=currency,
+        payment_id=payment_id,
+        created_at=utcnow(),
+        status=PLACED,
+        **{f"ship_{name}": getattr(address, name) for name in ADDRESS_FIELDS},
+        lines=[
+            OrderLine(sku=ln.sku, quantity=ln.quantity, unit_price_cents=prices[ln.sku].price_cents)
+            for ln in command.lines
+        ],
+    )
 
 
 def load_prices(session_factory: SessionFactory, command: PlaceOrderIn) -> dict[str, Product]:
@@ -127,4 +138,5 @@ def placed_from(order: Order, event_id: str) -> PlacedOrder:
         order.id, event_id, order.total_cents, order.currency, order.payment_id,
         order.customer_email, order.customer_name, order.created_at,
         tuple(PlacedLine(ln.sku, ln.quantity, ln.unit_price_cents) for ln in order.lines),
+        order.status, order.shipping_address,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -17,14 +18,17 @@ from outbox.states import PENDING
 from outbox.subscriptions import subscribers_of
 
 
-def get_order(session_factory: SessionFactory, order_id: str) -> dict[str, Any]:
+def get_order(session_factory: SessionFactory, order_id: str, *,
+              others: Sequence[SessionFactory] = ()) -> dict[str, Any]:
+    """The order with its timeline: its events in every service's database (`others`: the
+    shipping one, when it has its own), each with its deliveries wherever they are recorded."""
     with session_factory() as session:
         order = session.scalars(
             select(Order).options(selectinload(Order.lines)).where(Order.id == order_id)
         ).one_or_none()
         if order is None:
             raise OrderNotFound(f"no order with id {order_id!r}")
-        events = events_of(session, [order_id])[order_id]
+        events = events_of(session, [order_id], others=others)[order_id]
     return {
         **order_summary(order),
         "lines": [
@@ -48,15 +52,23 @@ def recent_orders(session_factory: SessionFactory, *, limit: int = 20) -> list[d
     return [{**order_summary(order), "events": events[order.id]} for order in orders]
 
 
-def events_of(session: Session, order_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Per order: its events, each with one delivery status per subscribed consumer."""
-    events = session.scalars(
-        select(OutboxEvent).where(OutboxEvent.aggregate_id.in_(order_ids)).order_by(OutboxEvent.created_at)
-    ).all()
-    deliveries = {
-        (d.event_id, d.consumer): d
-        for d in session.scalars(select(Delivery).where(Delivery.event_id.in_([e.id for e in events])))
-    }
+def events_of(session: Session, order_ids: list[str], *,
+              others: Sequence[SessionFactory] = ()) -> dict[str, list[dict[str, Any]]]:
+    """Per order: its events, each with one delivery status per subscribed consumer.
+
+    With `others` (the other services' databases) the events they wrote about these orders
+    join the timeline, and each delivery is read from whichever database records it."""
+    events_query = select(OutboxEvent).where(OutboxEvent.aggregate_id.in_(order_ids))
+    events = list(session.scalars(events_query))
+    for other in others:
+        with other() as other_session:
+            events += other_session.scalars(events_query)
+    events.sort(key=lambda event: event.created_at)
+    deliveries_query = select(Delivery).where(Delivery.event_id.in_([e.id for e in events]))
+    deliveries = {(d.event_id, d.consumer): d for d in session.scalars(deliveries_query)}
+    for other in others:
+        with other() as other_session:
+            deliveries.update({(d.event_id, d.consumer): d for d in other_session.scalars(deliveries_query)})
     by_order: dict[str, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
     for event in events:
         by_order[event.aggregate_id].append({
@@ -99,6 +111,12 @@ def order_summary(order: Order) -> dict[str, Any]:
         "currency": order.currency,
         "payment_id": order.payment_id,
         "created_at": iso(order.created_at),
+        "status": order.status,
+        "shipping_address": order.shipping_address,
+        "tracking_number": order.tracking_number,
+        "refund": ({"id": order.refund_id, "amount_cents": order.total_cents,
+                    "refunded_at": iso(order.refunded_at) if order.refunded_at else None}
+                   if order.refund_id else None),
     }
 
 
@@ -136,11 +154,12 @@ def delivery_statuses(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def statuses_of_orders(session_factory: SessionFactory,
-                       order_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Per order found: its delivery statuses, for many orders in three queries (the stream
+def statuses_of_orders(session_factory: SessionFactory, order_ids: list[str], *,
+                       others: Sequence[SessionFactory] = ()) -> dict[str, list[dict[str, Any]]]:
+    """Per order found: its delivery statuses, for many orders in three queries (two more per
+    database in `others`: the shipping one, when it has its own) (the stream
     server's reads); an unknown order is absent from the answer."""
     with session_factory() as session:
         found = list(session.scalars(select(Order.id).where(Order.id.in_(order_ids))))
-        events = events_of(session, found)
+        events = events_of(session, found, others=others)
     return {order_id: delivery_statuses(events[order_id]) for order_id in found}

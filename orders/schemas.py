@@ -35,6 +35,24 @@ class OrderLineIn(BaseModel):
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 
+# One line of printable text, not blank (an address line, a city).
+AddressText = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S"), AfterValidator(_plain_text)]
+
+
+class ShippingAddressIn(BaseModel):
+    """Where the carrier takes the parcel. The shipping service books with exactly these
+    fields (shipping/carrier.py): a postcode the carrier cannot serve is a rejected booking."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    line1: AddressText
+    city: AddressText
+    # Letters, digits, spaces and dashes, as postcodes are written across countries.
+    postcode: str = Field(min_length=2, max_length=16, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*[A-Za-z0-9]$")
+    # ISO 3166-1 alpha-2, upper case: "FR", "GB".
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+
+
 class PlaceOrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -42,6 +60,7 @@ class PlaceOrderIn(BaseModel):
     customer_name: Name = ""
     card_token: str = Field(min_length=1, max_length=64)
     lines: list[OrderLineIn] = Field(min_length=1, max_length=MAX_LINES)
+    shipping_address: ShippingAddressIn
 
 
 def parse_place_order(data: object) -> PlaceOrderIn:

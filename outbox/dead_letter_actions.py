@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import CursorResult, update
 
 from outbox.clock import utcnow
 from outbox.db import SessionFactory
-from outbox.dead_letters import Filters, dead_letter_ids, resolve
+from outbox.dead_letters import Filters, dead_letter_ids, find_event, resolve
 from outbox.errors import InvalidArgument, NotReplayable, ReplayFailed
 from outbox.models import DeadLetterAction, Delivery, OutboxEvent
 from outbox.redelivery import Publish, Redelivery
@@ -45,13 +45,16 @@ class BulkReplay:
 
 
 def replay_dead_letter(session_factory: SessionFactory, *, ref: str | int, actor: str, reason: str,
-                       publish: Publish) -> Replayed:
-    """Reset one dead delivery and publish it again; refused unless it is dead."""
+                       publish: Publish, event_sources: Sequence[SessionFactory] = ()) -> Replayed:
+    """Reset one dead delivery and publish it again; refused unless it is dead.
+
+    `event_sources`: the other services' databases, to find the event of a consumer that
+    belongs to another service than the one that wrote it."""
     _require_actor(actor)
     with session_factory.begin() as session:
         delivery = resolve(session, ref)
         _require_dead(delivery, "replay")
-        redelivery = _redelivery_for(session.get(OutboxEvent, delivery.event_id), delivery)
+        redelivery = _redelivery_for(find_event(session, delivery.event_id, event_sources), delivery)
         attempts_before = delivery.attempts
         # Conditional on still being dead: two operators replaying at once send one message.
         _transition(session, delivery, to=PENDING, attempts=0)

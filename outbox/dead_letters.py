@@ -9,6 +9,7 @@ outbox/dead_letter_actions.py.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from outbox.db import SessionFactory
 from outbox.errors import DeliveryNotFound, InvalidArgument
 from outbox.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent
 from outbox.states import DEAD, DISCARDED
-from outbox.subscriptions import all_consumers, task_id_for
+from outbox.subscriptions import all_consumers, registry, task_id_for
 from outbox.tracing import trace_id_of
 
 LISTABLE_STATES = (DEAD, DISCARDED)
@@ -95,11 +96,15 @@ def dead_letter_ids(session: Session, filters: Filters) -> list[int]:
     return list(session.scalars(query.limit(filters.limit)))
 
 
-def show_dead_letter(session_factory: SessionFactory, ref: str | int) -> dict[str, Any]:
-    """One delivery in full: payload, every attempt's error, the traceback, the audit trail."""
+def show_dead_letter(session_factory: SessionFactory, ref: str | int, *,
+                     event_sources: Sequence[SessionFactory] = ()) -> dict[str, Any]:
+    """One delivery in full: payload, every attempt's error, the traceback, the audit trail.
+
+    `event_sources`: the other services' databases, where the event is when its consumer
+    belongs to another service than the one that wrote it (docs/workflow.md)."""
     with session_factory() as session:
         delivery = resolve(session, ref)
-        event = session.get(OutboxEvent, delivery.event_id)
+        event = find_event(session, delivery.event_id, event_sources)
         errors = session.scalars(
             select(DeliveryError)
             .where(DeliveryError.event_id == delivery.event_id,
@@ -120,6 +125,18 @@ def show_dead_letter(session_factory: SessionFactory, ref: str | int) -> dict[st
         "actions": [{"action": a.action, "actor": a.actor, "reason": a.reason,
                      "attempts_before": a.attempts_before, "at": _iso(a.created_at)} for a in actions],
     }
+
+
+def find_event(session: Session, event_id: str,
+               elsewhere: Sequence[SessionFactory] = ()) -> OutboxEvent | None:
+    """The event in this database, else in the first of `elsewhere` that has it (detached)."""
+    event = session.get(OutboxEvent, event_id)
+    for other in elsewhere:
+        if event is not None:
+            break
+        with other() as other_session:
+            event = other_session.get(OutboxEvent, event_id)
+    return event
 
 
 def resolve(session: Session, ref: str | int, *, lock: bool = False) -> Delivery:
@@ -146,6 +163,8 @@ def summary(delivery: Delivery, order_id: str | None, trace_context: str | None 
         "id": delivery.id,
         "event_id": delivery.event_id,
         "consumer": delivery.consumer,
+        # The service the consumer belongs to: its delivery records are in that one's database.
+        "service": registry.service_of(delivery.consumer),
         "task_id": task_id_for(delivery.event_id, delivery.consumer),
         # The task Flower shows for it: its own, or the batch it ran in.
         "flower_task_id": delivery.task_id or task_id_for(delivery.event_id, delivery.consumer),

@@ -19,7 +19,7 @@ sent again, one that is merely slow is not sent over and over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -45,9 +45,16 @@ class Overdue:
 
 
 def find_overdue(
-    session_factory: SessionFactory, *, after_seconds: float, horizon_seconds: float, limit: int
+    session_factory: SessionFactory, *, after_seconds: float, horizon_seconds: float, limit: int,
+    records_of: Callable[[Subscriber], SessionFactory] | None = None,
 ) -> list[Overdue]:
-    """Overdue (event, consumer) pairs, oldest first; events older than the horizon are left alone."""
+    """Overdue (event, consumer) pairs of this database's events, oldest first; events older
+    than the horizon are left alone.
+
+    `records_of` says where a subscriber keeps its delivery records (default: here). Another
+    service's consumer records them in its own database: there its records are read for the
+    events found here, and matched in Python (one query per database, no join across them).
+    """
     now = utcnow()
     cutoff = now - timedelta(seconds=after_seconds)
     since = now - timedelta(seconds=horizon_seconds)
@@ -58,22 +65,55 @@ def find_overdue(
             for subscriber in registry.subscribers_of(event_type):
                 if len(found) >= limit:
                     return found
-                delivery = aliased(Delivery)
-                rows = session.execute(
-                    select(OutboxEvent.id, OutboxEvent.payload, delivery.state)
-                    .outerjoin(delivery, and_(delivery.event_id == OutboxEvent.id,
-                                              delivery.consumer == subscriber.consumer))
-                    .where(
-                        OutboxEvent.event_type == event_type,
-                        OutboxEvent.published_at.is_not(None),
-                        OutboxEvent.published_at < cutoff,
-                        OutboxEvent.published_at >= since,
-                        or_(delivery.id.is_(None), _stuck(delivery, cutoff, now)),
-                    )
-                    .order_by(OutboxEvent.published_at)
-                    .limit(limit - len(found))
-                ).all()
-                found += [Overdue(r.id, r.payload, subscriber, r.state or MISSING) for r in rows]
+                published = (OutboxEvent.event_type == event_type, OutboxEvent.published_at.is_not(None),
+                             OutboxEvent.published_at < cutoff, OutboxEvent.published_at >= since)
+                elsewhere = records_of(subscriber) if records_of is not None else session_factory
+                if elsewhere is session_factory:
+                    found += _overdue_here(session, subscriber, published, cutoff, now, limit - len(found))
+                else:
+                    found += _overdue_elsewhere(session, elsewhere, subscriber, published, cutoff, now,
+                                                limit - len(found))
+    return found
+
+
+def _overdue_here(session: Any, subscriber: Subscriber, published: tuple[Any, ...], cutoff: Any,
+                  now: Any, limit: int) -> list[Overdue]:
+    delivery = aliased(Delivery)
+    rows = session.execute(
+        select(OutboxEvent.id, OutboxEvent.payload, delivery.state)
+        .outerjoin(delivery, and_(delivery.event_id == OutboxEvent.id,
+                                  delivery.consumer == subscriber.consumer))
+        .where(*published, or_(delivery.id.is_(None), _stuck(delivery, cutoff, now)))
+        .order_by(OutboxEvent.published_at)
+        .limit(limit)
+    ).all()
+    return [Overdue(r.id, r.payload, subscriber, r.state or MISSING) for r in rows]
+
+
+# Events of one type read per pass when their consumer's records are in another database
+# (each is then looked up there): enough for a pass, bounded like the relay's batches.
+ELSEWHERE_SCAN = 2000
+
+
+def _overdue_elsewhere(session: Any, records: SessionFactory, subscriber: Subscriber,
+                       published: tuple[Any, ...], cutoff: Any, now: Any, limit: int) -> list[Overdue]:
+    events = session.execute(select(OutboxEvent.id, OutboxEvent.payload).where(*published)
+                             .order_by(OutboxEvent.published_at).limit(ELSEWHERE_SCAN)).all()
+    if not events:
+        return []
+    with records() as there:
+        known = {d.event_id: d for d in there.scalars(select(Delivery).where(
+            Delivery.consumer == subscriber.consumer, Delivery.event_id.in_([e.id for e in events])))}
+    found = []
+    for event in events:
+        record = known.get(event.id)
+        if record is None:
+            found.append(Overdue(event.id, event.payload, subscriber, MISSING))
+        elif (record.state not in FINAL_STATES and record.updated_at < cutoff
+              and (record.state != RUNNING or record.lease_until is None or record.lease_until < now)):
+            found.append(Overdue(event.id, event.payload, subscriber, record.state))
+        if len(found) >= limit:
+            break
     return found
 
 
@@ -84,12 +124,23 @@ def _stuck(delivery: Any, cutoff: Any, now: Any) -> Any:
 
 
 def mark_republished(session_factory: SessionFactory, overdue: Sequence[Overdue], *,
-                     after_seconds: float) -> None:
-    """Stamp what was republished: a missing record becomes `pending`, a stuck one is touched.
+                     after_seconds: float,
+                     records_of: Callable[[Subscriber], SessionFactory] | None = None) -> None:
+    """Stamp what was republished, where each consumer keeps its records (`records_of`, default
+    `session_factory`): a missing record becomes `pending`, a stuck one is touched.
 
     Each write only applies if nobody moved the delivery meanwhile (a worker
     that took it in between wins).
     """
+    by_database: dict[int, tuple[SessionFactory, list[Overdue]]] = {}
+    for item in overdue:
+        database = records_of(item.subscriber) if records_of is not None else session_factory
+        by_database.setdefault(id(database), (database, []))[1].append(item)
+    for database, items in by_database.values():
+        _stamp(database, items, after_seconds=after_seconds)
+
+
+def _stamp(session_factory: SessionFactory, overdue: Sequence[Overdue], *, after_seconds: float) -> None:
     now = utcnow()
     cutoff = now - timedelta(seconds=after_seconds)
     with session_factory.begin() as session:

@@ -39,7 +39,7 @@ from outbox.db import SessionFactory
 from outbox.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent
 from outbox.policies import RetryPolicy
 from outbox.states import DISCARDED, SUCCEEDED
-from outbox.subscriptions import all_consumers, policy_for, registry
+from outbox.subscriptions import Subscriber, all_consumers, policy_for, registry
 
 # Final *and* resolved: a dead delivery is final but waits for an operator.
 PRUNABLE_STATES = (SUCCEEDED, DISCARDED)
@@ -130,6 +130,7 @@ class Pruned:
 
 
 def prune(session_factory: SessionFactory, *, retention_seconds: float, batch_size: int = 500,
+          records_here: Callable[[Subscriber], bool] = lambda _subscriber: True,
           max_seconds: float | None = None, now: datetime | None = None,
           stop: Callable[[], bool] = lambda: False) -> Pruned:
     """Prune batch after batch until none is full, `max_seconds` have passed or `stop()` says so."""
@@ -137,7 +138,7 @@ def prune(session_factory: SessionFactory, *, retention_seconds: float, batch_si
     started = time.monotonic()
     total = Pruned()
     while not stop():
-        done = prune_batch(session_factory, cutoff=cutoff, batch_size=batch_size)
+        done = prune_batch(session_factory, cutoff=cutoff, batch_size=batch_size, records_here=records_here)
         total.add(done)
         total.batches += 1
         if done.events < batch_size or (max_seconds is not None and
@@ -148,27 +149,38 @@ def prune(session_factory: SessionFactory, *, retention_seconds: float, batch_si
     return total
 
 
-def prune_batch(session_factory: SessionFactory, *, cutoff: datetime, batch_size: int) -> Pruned:
+def prune_batch(session_factory: SessionFactory, *, cutoff: datetime, batch_size: int,
+                records_here: Callable[[Subscriber], bool] = lambda _subscriber: True) -> Pruned:
     """One short transaction: at most `batch_size` events with their records."""
     with session_factory.begin() as session:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
             session.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
         event_ids: list[str] = []
-        for query in candidate_queries(cutoff):
+        for query in candidate_queries(cutoff, records_here):
             if len(event_ids) >= batch_size:
                 break
             event_ids += session.scalars(query.limit(batch_size - len(event_ids))).all()
         return _delete(session, event_ids)
 
 
-def candidate_queries(cutoff: datetime) -> list[Select[Any]]:
-    """One query per declared event type (it must have a record of each of its subscribers),
-    then one for the types nobody declares any more (no record is required)."""
+def candidate_queries(cutoff: datetime,
+                      records_here: Callable[[Subscriber], bool] = lambda _subscriber: True,
+                      ) -> list[Select[Any]]:
+    """One query per declared event type (it must have a final record of each of its
+    subscribers), then one for the types nobody declares any more (no record is required).
+
+    A type with a subscriber that keeps its records in another database (another service's
+    consumer) is never pruned here: nothing in this database says that consumer finished,
+    and pruning the event would leave its dead letter with nothing to replay. Such events
+    stay until cross-database pruning exists (docs/workflow.md, "Retention")."""
     declared = registry.event_types()
     queries = []
     for event_type in declared:
-        consumers = [s.consumer for s in registry.subscribers_of(event_type)]
+        subscribers = registry.subscribers_of(event_type)
+        if not all(records_here(s) for s in subscribers):
+            continue
+        consumers = [s.consumer for s in subscribers]
         query = _finished_before(cutoff).where(OutboxEvent.event_type == event_type)
         if consumers:
             resolved = (select(func.count()).select_from(Delivery)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, func, select, text, update
+from sqlalchemy import ColumnElement, CursorResult, Table, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from outbox.clock import utcnow
+from outbox import tracing
+from outbox.clock import new_id, utcnow
 from outbox.models import OutboxEvent
 
 # The channel the relay LISTENs on (outbox/wakeup.py).
@@ -24,6 +25,26 @@ def notify_relay(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(f"NOTIFY {RELAY_CHANNEL}"))
+
+
+def add_event(session: Session, *, event_type: str, aggregate_id: str, payload: dict[str, Any],
+              event_id: str | None = None) -> str:
+    """Write an event in the caller's open transaction; returns its id.
+
+    This is how a consumer tells others what its effect did: called from a handler, the
+    event commits with the effect and the delivery record (outbox/deliveries.py), or not
+    at all. A redelivered message finds its record final and never runs the handler
+    again, so the follow-up event is written exactly once; the relay publishes it like
+    any other (NOTIFY on PostgreSQL, its poll everywhere).
+    """
+    event_id = event_id or new_id()
+    session.execute(insert(cast(Table, OutboxEvent.__table__)).values(
+        id=event_id, event_type=event_type, aggregate_id=aggregate_id, payload=payload,
+        created_at=utcnow(), published_at=None, publish_attempts=0,
+        trace_context=tracing.traceparent_of(),  # the delivery's span, when tracing is on
+    ))
+    notify_relay(session)
+    return event_id
 
 
 def relay_notification() -> ColumnElement[Any]:

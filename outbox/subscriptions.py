@@ -60,6 +60,9 @@ class Subscriber:
     # payloads are upcast to it, newer ones held until the consumer is upgraded. None: the
     # current version declared for the event type.
     accepts: int | None = None
+    # The service the consumer belongs to: its effects and its delivery records live in that
+    # service's database (Settings.database_url_for), whichever service published the event.
+    service: str = "main"
 
     def __post_init__(self) -> None:
         if self.mode not in (DURABLE, IN_PROCESS):
@@ -126,6 +129,10 @@ class Registry:
     def event_types(self) -> list[str]:
         with self._lock:
             return list(self._by_event)
+
+    def service_of(self, consumer: str) -> str | None:
+        subscriber = self.durable_named(consumer)
+        return subscriber.service if subscriber is not None else None
 
     def subscribers_of(self, event_type: str, mode: str = DURABLE) -> tuple[Subscriber, ...]:
         with self._lock:

@@ -80,7 +80,7 @@ def admit(task: Task, items: list[Item], queue: str | None) -> Admitted | None:
     probe = False
     if view is None:
         admission, view = consumer_control.admit(
-            runtime.current().session_factory, consumer, config=config,
+            runtime.current().sessions_of(consumer), consumer, config=config,
             probe_lease_seconds=settings.lease_seconds, pause_recheck_seconds=settings.breaker_probe_seconds)
         _remember(view)
         if admission.verdict is Admit.HOLD:
@@ -122,9 +122,9 @@ def hold_failed(task: Task, item: Item, queue: str | None, error: str) -> None:
     """The failed delivery gets its attempt back and waits for the next probe."""
     consumer = task.consumer  # type: ignore[attr-defined]
     rt = runtime.current()
-    deliveries.hold_after_failure(rt.session_factory, event_id=item[0], consumer=consumer, error=error)
+    deliveries.hold_after_failure(rt.sessions_of(consumer), event_id=item[0], consumer=consumer, error=error)
     config = breaker_config(rt.settings)
-    view = consumer_control.read(rt.session_factory, consumer)
+    view = consumer_control.read(rt.sessions_of(consumer), consumer)
     countdown = hold_countdown(view.breaker.next_probe_at, now=utcnow(), config=config,
                                cap_seconds=rt.settings.breaker_probe_max_seconds + config.probe_seconds)
     log.warning("event=%s consumer=%s breaker %s: held, attempt given back; looking again in %.1fs",
@@ -137,7 +137,7 @@ def hold(task: Task, items: Sequence[Item], queue: str | None, *, countdown: flo
     consumer = task.consumer  # type: ignore[attr-defined]
     rt = runtime.current()
     ids = [event_id for event_id, _ in items]
-    deliveries.hold_many(rt.session_factory, event_ids=ids, consumer=consumer, queue=queue)
+    deliveries.hold_many(rt.sessions_of(consumer), event_ids=ids, consumer=consumer, queue=queue)
     log.info("consumer=%s %s: %d delivery(ies) held, first event=%s; looking again in %.1fs",
              consumer, why, len(ids), ids[0], countdown)
     _announce(rt.settings.status_feed_url, ids, consumer, None)
@@ -173,7 +173,7 @@ def _announce(redis_url: str, event_ids: list[str], consumer: str, error: str | 
 def _record(consumer: str, outcome: str, probe: bool) -> str:
     rt = runtime.current()
     try:
-        state = consumer_control.record(rt.session_factory, consumer, outcome=outcome, probe=probe,
+        state = consumer_control.record(rt.sessions_of(consumer), consumer, outcome=outcome, probe=probe,
                                         config=breaker_config(rt.settings))
     except DBAPIError as exc:
         # The breaker misses one outcome; the delivery itself goes on by its own rules

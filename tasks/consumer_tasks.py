@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import orders.subscriptions  # noqa: F401  (the shop's declarations: imported for their effect)
+import shipping.subscriptions  # noqa: F401  (the shipping service's)
 from outbox.errors import PermanentError
 from outbox.subscriptions import DURABLE, Subscriber, registry, subscriber_for
 from tasks import runtime

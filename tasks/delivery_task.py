@@ -53,6 +53,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from outbox import decisions, deliveries, status_feed, tracing, versions
+from outbox.db import SessionFactory
 from outbox.deliveries import BatchOutcome, Start
 from outbox.errors import PermanentError, TransientError
 from outbox.policies import RetryPolicy
@@ -157,7 +158,7 @@ class DeliveryTask(Task):
         policy = self.policy()
         try:
             begun = deliveries.begin(
-                rt.session_factory, event_id=event_id, consumer=self.consumer,
+                self._sessions(), event_id=event_id, consumer=self.consumer,
                 queue=self._queue(), lease_seconds=rt.settings.lease_seconds, task_id=self.request.id,
             )
         except DBAPIError as exc:
@@ -191,7 +192,7 @@ class DeliveryTask(Task):
         rt = runtime.current()
         try:
             begun = deliveries.begin_many(
-                rt.session_factory, event_ids=list(payloads), consumer=self.consumer,
+                self._sessions(), event_ids=list(payloads), consumer=self.consumer,
                 queue=self._queue(), lease_seconds=rt.settings.lease_seconds, task_id=self.request.id,
             )
         except DBAPIError as exc:
@@ -250,14 +251,14 @@ class DeliveryTask(Task):
         rt = runtime.current()
         try:
             begun = deliveries.begin(
-                rt.session_factory, event_id=event_id, consumer=self.consumer,
+                self._sessions(), event_id=event_id, consumer=self.consumer,
                 queue=self._queue(), lease_seconds=rt.settings.lease_seconds, task_id=self.request.id,
             )
             if begun.start is Start.DONE:
                 return "duplicate"
             why = verdict.describe(self.consumer)
             if begun.start is Start.RUN:
-                deliveries.release(rt.session_factory, event_ids=[event_id], consumer=self.consumer, note=why)
+                deliveries.release(self._sessions(), event_ids=[event_id], consumer=self.consumer, note=why)
         except DBAPIError as exc:
             raise self._retry_database_down(event_id, exc) from exc
         delay = decisions.hold_delay(self.policy(), times_held=self.request.retries or 0)
@@ -272,7 +273,7 @@ class DeliveryTask(Task):
         budget = decisions.batch_budget_seconds(self.app.conf.get("task_soft_time_limit"))
         try:
             outcome = deliveries.deliver_many(
-                runtime.current().session_factory, consumer=self.consumer, items=run, handler=handler,
+                self._sessions(), consumer=self.consumer, items=run, handler=handler,
                 stop_after=_is_transient, out_of_time=lambda: time.monotonic() - started > budget,
                 effects_in_database=effects_in_database,
             )
@@ -350,7 +351,7 @@ class DeliveryTask(Task):
 
     def _release(self, event_ids: list[str]) -> None:
         try:
-            deliveries.release(runtime.current().session_factory, event_ids=event_ids,
+            deliveries.release(self._sessions(), event_ids=event_ids,
                                consumer=self.consumer)
         except DBAPIError:
             # Their leases run out on their own; the messages sent next wait for that.
@@ -375,7 +376,7 @@ class DeliveryTask(Task):
              payload: Any = None, probe: bool = False) -> str:
         try:
             first = deliveries.deliver(
-                runtime.current().session_factory, event_id=event_id, consumer=self.consumer,
+                self._sessions(), event_id=event_id, consumer=self.consumer,
                 effect=effect,
             )
         except Retry:
@@ -410,7 +411,7 @@ class DeliveryTask(Task):
 
     def _record(self, mark: Callable[..., None], event_id: str, **fields: Any) -> None:
         try:
-            mark(runtime.current().session_factory, event_id=event_id, consumer=self.consumer, **fields)
+            mark(self._sessions(), event_id=event_id, consumer=self.consumer, **fields)
         except DBAPIError as exc:
             # Cannot record the outcome: keep the message alive instead of losing it.
             raise self._retry_database_down(event_id, exc) from exc
@@ -425,6 +426,10 @@ class DeliveryTask(Task):
         log.warning("event=%s consumer=%s database unavailable, retry in %.2fs: %s",
                     event_id, self.consumer, delay, exc)
         return self.retry(exc=exc, countdown=delay, max_retries=None)
+
+    def _sessions(self) -> SessionFactory:
+        """This consumer's service's database: its delivery records and its effects."""
+        return runtime.current().sessions_of(self.consumer)
 
     def _queue(self) -> str | None:
         info = self.request.delivery_info or {}

@@ -18,7 +18,7 @@ import logging
 import threading
 
 from outbox.retention import prune
-from tasks.runtime import Runtime
+from tasks.runtime import ORDERS, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 MAX_PASS_SECONDS = 300.0
 
 
-def prune_once(runtime: Runtime, stop: threading.Event | None = None) -> int:
-    """One pass; returns how many events went (with their records)."""
+def prune_once(runtime: Runtime, stop: threading.Event | None = None, *, service: str = ORDERS) -> int:
+    """One pass over `service`'s database; returns how many events went (with their records)."""
     settings = runtime.settings
-    done = prune(runtime.session_factory, retention_seconds=settings.retention_seconds,
+    done = prune(runtime.sessions(service), retention_seconds=settings.retention_seconds,
+                 records_here=runtime.keeps_records_of(service),
                  batch_size=settings.prune_batch_size, max_seconds=MAX_PASS_SECONDS,
                  stop=stop.is_set if stop else lambda: False)
     if done.events:
@@ -37,13 +38,13 @@ def prune_once(runtime: Runtime, stop: threading.Event | None = None) -> int:
     return done.events
 
 
-def run(runtime: Runtime, stop: threading.Event) -> None:
+def run(runtime: Runtime, stop: threading.Event, service: str = ORDERS) -> None:
     """Loop until `stop` is set; a failed pass (database away) is logged and tried next time."""
     log.info("pruner started: removes finished events older than %gs every %gs",
              runtime.settings.retention_seconds, runtime.settings.prune_interval_seconds)
     while not stop.is_set():
         try:
-            prune_once(runtime, stop)
+            prune_once(runtime, stop, service=service)
         except Exception as exc:
             log.warning("pruner pass failed (%s); trying again later", type(exc).__name__)
         stop.wait(runtime.settings.prune_interval_seconds)

@@ -10,6 +10,7 @@ claims rows with SKIP LOCKED.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import threading
@@ -22,22 +23,23 @@ from outbox.subscriptions import durable_subscribers
 from outbox.wakeup import Wakeup, wakeup_for
 from tasks.backlog import consumers_behind
 from tasks.publisher import publish_events
-from tasks.runtime import Runtime
+from tasks.runtime import ORDERS, Runtime
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_BACKOFF_SECONDS = 10.0
 
 
-def relay_once(app: Celery, runtime: Runtime, *, grace_seconds: float | None = None) -> int:
-    """Publish one batch of unpublished events; returns how many went out.
+def relay_once(app: Celery, runtime: Runtime, *, grace_seconds: float | None = None,
+               service: str = ORDERS) -> int:
+    """Publish one batch of `service`'s unpublished events; returns how many went out.
 
     The rows stay locked while publishing, so a concurrent relay skips them;
     if publishing fails the transaction rolls back and nothing is marked.
     """
     settings = runtime.settings
     grace = settings.effective_relay_grace_seconds if grace_seconds is None else grace_seconds
-    with runtime.session_factory.begin() as session:
+    with runtime.sessions(service).begin() as session:
         events = claim_unpublished(session, older_than_seconds=grace, limit=settings.relay_batch_size)
         if not events:
             return 0
@@ -47,26 +49,28 @@ def relay_once(app: Celery, runtime: Runtime, *, grace_seconds: float | None = N
     return len(events)
 
 
-def run(app: Celery, runtime: Runtime, stop: threading.Event) -> None:
+def run(app: Celery, runtime: Runtime, stop: threading.Event, service: str = ORDERS) -> None:
     """Loop until `stop` is set: drain full batches at once, wait for a NOTIFY (or the
     poll interval) when idle, back off on errors."""
-    log.info("relay started: database=%s broker=%s grace=%.1fs",
-             mask_url(runtime.settings.database_url), mask_url(app.conf.broker_url),
+    database_url = runtime.settings.database_url_for(service)
+    log.info("relay started: service=%s database=%s broker=%s grace=%.1fs", service,
+             mask_url(database_url), mask_url(app.conf.broker_url),
              runtime.settings.effective_relay_grace_seconds)
-    wakeup = wakeup_for(runtime.settings.database_url, stop)
+    wakeup = wakeup_for(database_url, stop)
     try:
-        _loop(app, runtime, stop, wakeup)
+        _loop(app, runtime, stop, wakeup, service)
     finally:
         wakeup.close()
 
 
-def _loop(app: Celery, runtime: Runtime, stop: threading.Event, wakeup: Wakeup) -> None:
+def _loop(app: Celery, runtime: Runtime, stop: threading.Event, wakeup: Wakeup,
+          service: str = ORDERS) -> None:
     failures = 0
     linger = runtime.settings.relay_linger_seconds
     queues = [subscriber.queue for subscriber in durable_subscribers()]
     while not stop.is_set():
         try:
-            published = relay_once(app, runtime)
+            published = relay_once(app, runtime, service=service)
             failures = 0
         except Exception as exc:  # broker or database away: keep the events, try later
             failures += 1
@@ -91,7 +95,13 @@ def _mask(text: str, app: Celery) -> str:
     return text.replace(url, mask_url(url)) if url else text
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tasks.relay",
+                                     description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--service", default=ORDERS,
+                        help="whose outbox to publish: orders (DATABASE_URL, the default) or shipping "
+                             "(SHIPPING_DATABASE_URL)")
+    service = parser.parse_args(argv).service
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # `tasks` registers the consumer tasks: messages name real ones
     from tasks import app, pruner, republisher
@@ -107,13 +117,13 @@ def main() -> None:
         signal.signal(signum, lambda *_: stop.set())
     # Both loops in one process: the relay sends what was never published, the
     # reconciler what was published and then lost.
-    reconciling = threading.Thread(target=republisher.run, args=(app, runtime, stop),
+    reconciling = threading.Thread(target=republisher.run, args=(app, runtime, stop, service),
                                    name="reconciler", daemon=True)
     reconciling.start()
     # A third loop: finished events older than the retention leave (tasks/pruner.py says why here).
-    pruning = threading.Thread(target=pruner.run, args=(runtime, stop), name="pruner", daemon=True)
+    pruning = threading.Thread(target=pruner.run, args=(runtime, stop, service), name="pruner", daemon=True)
     pruning.start()
-    run(app, runtime, stop)
+    run(app, runtime, stop, service)
     reconciling.join(timeout=10)
     pruning.join(timeout=10)
     log.info("relay stopped")

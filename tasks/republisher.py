@@ -27,34 +27,37 @@ from celery import Celery
 from outbox.reconcile import find_overdue, mark_republished
 from outbox.subscriptions import all_consumers, policy_for
 from tasks.publisher import publish_deliveries
-from tasks.runtime import Runtime
+from tasks.runtime import ORDERS, Runtime
 
 log = logging.getLogger(__name__)
 
 
-def reconcile_once(app: Celery, runtime: Runtime) -> int:
-    """Republish one batch of overdue deliveries; returns how many went out."""
+def reconcile_once(app: Celery, runtime: Runtime, *, service: str = ORDERS) -> int:
+    """Republish one batch of overdue deliveries of `service`'s events; returns how many went out."""
     settings = runtime.settings
+    sessions = runtime.sessions(service)
     overdue = find_overdue(
-        runtime.session_factory, after_seconds=settings.reconcile_after_seconds,
+        sessions, after_seconds=settings.reconcile_after_seconds,
         horizon_seconds=settings.reconcile_horizon_seconds, limit=settings.relay_batch_size,
+        records_of=runtime.records_of,
     )
     if not overdue:
         return 0
     publish_deliveries(app, ((o.event_id, o.payload, o.subscriber) for o in overdue))
-    mark_republished(runtime.session_factory, overdue, after_seconds=settings.reconcile_after_seconds)
+    mark_republished(sessions, overdue, after_seconds=settings.reconcile_after_seconds,
+                     records_of=runtime.records_of)
     log.warning("reconciler republished %d overdue deliveries: %s", len(overdue), ", ".join(
         f"event={o.event_id} consumer={o.subscriber.consumer} was={o.state}" for o in overdue[:5]))
     return len(overdue)
 
 
-def run(app: Celery, runtime: Runtime, stop: threading.Event) -> None:
+def run(app: Celery, runtime: Runtime, stop: threading.Event, service: str = ORDERS) -> None:
     """Loop until `stop` is set; errors (broker or database away) are logged and retried."""
     log.info("reconciler started: republishes deliveries not final %gs after publishing",
              runtime.settings.reconcile_after_seconds)
     while not stop.is_set():
         try:
-            reconcile_once(app, runtime)
+            reconcile_once(app, runtime, service=service)
         except Exception as exc:
             log.warning("reconciler pass failed (%s); trying again later", type(exc).__name__)
         stop.wait(runtime.settings.reconcile_poll_seconds)

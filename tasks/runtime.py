@@ -7,17 +7,55 @@ projects hand in their own settings before the first task runs.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from config.settings import Settings
 from outbox import tracing
 from outbox.db import SessionFactory, make_engine, make_session_factory
+from outbox.subscriptions import Subscriber, subscriber_for
+
+# The service whose database is `Settings.database_url` (the relay's default).
+ORDERS = "orders"
 
 
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
     session_factory: SessionFactory
+    # Session factories of the other services' databases (shipping), made on first use.
+    _others: dict[str, SessionFactory] = field(default_factory=dict, compare=False, repr=False)
+
+    def sessions(self, service: str) -> SessionFactory:
+        """The session factory of `service`'s database (its outbox, its delivery records)."""
+        url = self.settings.database_url_for(service)
+        if url == self.settings.database_url:
+            return self.session_factory
+        with _lock:
+            found = self._others.get(url)
+            if found is None:
+                found = self._others[url] = make_session_factory(make_engine(url, pre_ping=False))
+        return found
+
+    def sessions_of(self, consumer: str) -> SessionFactory:
+        """Where `consumer` records its deliveries and runs its effects: its service's database."""
+        subscriber = subscriber_for(consumer)
+        return self.sessions(subscriber.service) if subscriber is not None else self.session_factory
+
+    def records_of(self, subscriber: Subscriber) -> SessionFactory:
+        """The database where `subscriber` keeps its delivery records (its service's)."""
+        return self.sessions(subscriber.service)
+
+    def keeps_records_of(self, service: str) -> Callable[[Subscriber], bool]:
+        """Whether a subscriber's delivery records are in `service`'s database: what the relay
+        of that database may reconcile and must wait for before pruning an event."""
+        home = self.settings.database_url_for(service)
+        return lambda subscriber: self.settings.database_url_for(subscriber.service) == home
+
+    def dispose(self) -> None:
+        self.session_factory.kw["bind"].dispose()
+        for factory in self._others.values():
+            factory.kw["bind"].dispose()
 
 
 _lock = threading.Lock()
@@ -38,7 +76,7 @@ def configure(settings: Settings | None = None) -> Runtime:
     with _lock:
         previous, _current = _current, runtime
     if previous is not None:
-        previous.session_factory.kw["bind"].dispose()
+        previous.dispose()
     return runtime
 
 
@@ -49,7 +87,7 @@ def change_settings(settings: Settings) -> Runtime:
         current_runtime = _current or configure(settings)
         if settings.database_url != current_runtime.settings.database_url:
             raise ValueError("change_settings keeps the database: use configure() for another one")
-        _current = Runtime(settings, current_runtime.session_factory)
+        _current = Runtime(settings, current_runtime.session_factory, current_runtime._others)
         return _current
 
 

@@ -29,16 +29,32 @@ ORDER_LINE_IN = {
     },
 }
 
+SHIPPING_ADDRESS_IN = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["line1", "city", "postcode", "country"],
+    "properties": {
+        "line1": {"type": "string", "minLength": 1, "maxLength": 200},
+        "city": {"type": "string", "minLength": 1, "maxLength": 200},
+        "postcode": {"type": "string", "minLength": 2, "maxLength": 16,
+                     "pattern": "^[A-Za-z0-9][A-Za-z0-9 -]*[A-Za-z0-9]$",
+                     "description": "00000: the carrier rejects it (the order is cancelled and refunded); "
+                                    "99999: the carrier is unavailable (the booking is retried)"},
+        "country": {"type": "string", "pattern": "^[A-Z]{2}$", "description": "ISO 3166-1 alpha-2"},
+    },
+}
+
 PLACE_ORDER_IN = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["customer_email", "card_token", "lines"],
+    "required": ["customer_email", "card_token", "lines", "shipping_address"],
     "properties": {
         "customer_email": {"type": "string", "format": "email", "maxLength": 320},
         "customer_name": {"type": "string", "maxLength": 200},
         "card_token": {"type": "string", "minLength": 1, "maxLength": 64,
                        "description": "tok_visa succeeds, tok_declined is declined, tok_timeout times out"},
         "lines": {"type": "array", "minItems": 1, "maxItems": MAX_LINES, "items": ORDER_LINE_IN},
+        "shipping_address": SHIPPING_ADDRESS_IN,
     },
 }
 

@@ -56,6 +56,10 @@ def placed_order_view(placed: PlacedOrder) -> dict[str, Any]:
         "currency": placed.currency,
         "payment_id": placed.payment_id,
         "created_at": iso(placed.created_at),
+        "status": placed.status,
+        "shipping_address": placed.shipping_address,
+        "tracking_number": None,
+        "refund": None,
         "lines": [
             {"sku": line.sku, "quantity": line.quantity, "unit_price_cents": line.unit_price_cents,
              "fulfilment": None}
@@ -72,7 +76,9 @@ def placed_order_view(placed: PlacedOrder) -> dict[str, Any]:
 
 @blueprint.get("/orders/<order_id>")
 def show_order(order_id: str):  # type: ignore[no-untyped-def]
-    return jsonify(order=get_order(services().session_factory, order_id))
+    svc = services()
+    others = [db for db in svc.databases.values() if db is not svc.session_factory]
+    return jsonify(order=get_order(svc.session_factory, order_id, others=others))
 
 
 @blueprint.get("/products")

@@ -127,6 +127,11 @@ def confirmation_message(*, mail_from: str, event_id: str, payload: dict[str, An
         )
         total = f"{int(payload['total_cents']) / 100:.2f} {one_line(str(payload['currency']))}"
     body = f"Hello {name or 'customer'},\n\nthank you for your order:\n{lines}\n\nTotal: {total}\n"
+    return build_message(headers, body)
+
+
+def build_message(headers: dict[str, str | Address], body: str) -> Message:
+    """A plain-text mail with these headers (an `Address` for a non-ASCII mailbox)."""
     message: Message
     if all(isinstance(value, str) and value.isascii() for value in headers.values()):
         # The usual case. The classic API builds and flattens a plain-text message about five

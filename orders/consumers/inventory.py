@@ -1,4 +1,10 @@
-"""Inventory: take stock for each line, atomically; a line that cannot be filled is backordered."""
+"""Inventory: take stock for each line, atomically; a line that cannot be filled is backordered.
+
+Then the order's status moves to `reserved` or `backordered` and the event saying so
+(order.reserved / order.backordered) is written to the orders outbox, all in the
+transaction that records this delivery: the stock, the status and the event commit
+together or not at all (orders/order_events.py).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,8 @@ from sqlalchemy import CursorResult, Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from orders.consumers.payload import positive_int, reading_payload
-from orders.models import OrderLine, Product
-
-RESERVED, BACKORDERED = "reserved", "backordered"
+from orders.models import BACKORDERED, PLACED, RESERVED, OrderLine, Product
+from orders.order_events import ORDER_BACKORDERED, ORDER_RESERVED, move_status
 
 
 def reserve_stock(session: Session, event_id: str, payload: dict[str, Any]) -> dict[str, str]:
@@ -32,6 +37,12 @@ def reserve_stock(session: Session, event_id: str, payload: dict[str, Any]) -> d
         outcomes[sku] = RESERVED if result.rowcount == 1 else BACKORDERED
         session.execute(_SET_FULFILMENT, {"wanted_order": order_id, "wanted_sku": sku,
                                           "outcome": outcomes[sku]})
+    every_line = all(outcome == RESERVED for outcome in outcomes.values())
+    move_status(session, order_id=order_id, from_statuses=[PLACED],
+                to=RESERVED if every_line else BACKORDERED,
+                event_type=ORDER_RESERVED if every_line else ORDER_BACKORDERED,
+                lines=[{"sku": sku, "quantity": quantity, "fulfilment": outcomes[sku]}
+                       for sku, quantity in wanted])
     return outcomes
 
 

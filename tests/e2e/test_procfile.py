@@ -45,9 +45,18 @@ def test_order_over_http_is_delivered_to_every_consumer(system: LocalRun):
     # The live status, from the stream server `make run` started beside gunicorn.
     items = read_until_end(f"{system.streams}/orders/{order_id}/events", timeout=20)
     assert [i.kind for i in items][-1] == "end"
-    assert {i.data["consumer"]: i.data["state"] for i in items if i.kind == "message"} == states
-    [mail] = system.mail()
-    assert f"Your order {order_id} is confirmed" in mail
+    streamed = {i.data["consumer"]: i.data["state"] for i in items if i.kind == "message"}
+    assert {c: streamed[c] for c in states} == states
+    # On through the shipping service (its own database and relay): shipped, and its mail.
+    shipped = wait_until(lambda: (lambda order: order if order["status"] == "shipped" else None)(
+        http_json("GET", f"{system.web}/orders/{order_id}")[1]["order"]), timeout=60, interval=0.2)
+    assert [e["type"] for e in shipped["events"]] == ["order.created", "order.reserved", "shipment.booked",
+                                                      "order.shipped"]
+    assert shipped["events"][1]["deliveries"] == {"shipping": shipped["events"][1]["deliveries"]["shipping"]}
+    assert shipped["events"][1]["deliveries"]["shipping"]["state"] == "succeeded"
+    mails = wait_until(lambda: system.mail() if len(system.mail()) == 2 else None, timeout=30)
+    assert sum(f"Your order {order_id} is confirmed" in m for m in mails) == 1
+    assert sum(f"Your order {order_id} has shipped" in m for m in mails) == 1
 
 def test_the_command_line_finds_the_running_system_with_nothing_exported(system: LocalRun):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "SMTP_URL")}
@@ -60,7 +69,8 @@ def test_the_command_line_finds_the_running_system_with_nothing_exported(system:
     status = orderflow("status")
     assert status.returncode == 0, status.stderr
     assert "is ready" in status.stdout and "embedded PostgreSQL" in status.stdout
-    for name in ("web", "relay", "email", "inventory", "analytics", "flower", "stream", "postgres", "redis"):
+    for name in ("web", "relay", "shipping_relay", "email", "inventory", "analytics", "customer_mail",
+                 "fulfilment", "shipping", "flower", "stream", "postgres", "redis"):
         assert any(line.startswith(name) and " ready " in line for line in status.stdout.splitlines()), (
             name, status.stdout)
 

@@ -31,6 +31,9 @@ FAST_POLICIES = {
     "email": {"max_retries": 3, "backoff_base": 0.2, "backoff_max": 1.0},
     "inventory": {"max_retries": 3, "backoff_base": 0.2, "backoff_max": 1.0},
     "analytics": {"max_retries": 1, "backoff_base": 0.2, "backoff_max": 1.0},
+    "customer_mail": {"max_retries": 3, "backoff_base": 0.2, "backoff_max": 1.0},
+    "fulfilment": {"max_retries": 3, "backoff_base": 0.2, "backoff_max": 1.0},
+    "shipping": {"max_retries": 3, "backoff_base": 0.2, "backoff_max": 1.0},
 }
 
 

@@ -39,6 +39,8 @@ def test_post_order_201_then_get_shows_pending_deliveries(api):
     assert created.headers["Location"] == f"/orders/{order['id']}"
     assert order["total_cents"] == 3600
     shown = api.get(f"/orders/{order['id']}").json["order"]
+    assert (shown["status"], order["status"]) == ("placed", "placed")
+    assert shown["shipping_address"] == order["shipping_address"] == order_input()["shipping_address"]
     [event] = shown["events"]
     assert event["event_id"] == created.json["event_id"]
     assert {c: d["state"] for c, d in event["deliveries"].items()} == {

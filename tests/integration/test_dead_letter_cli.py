@@ -14,6 +14,7 @@ from tests.support.waiting import wait_until
 def orderflow(database_url, monkeypatch, capsys):
     """Run the command as an operator would; returns (exit code, stdout, stderr)."""
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("SHIPPING_DATABASE_URL", database_url)  # as the integration settings have it
 
     def run(*argv: str) -> tuple[int, str, str]:
         try:
@@ -35,8 +36,8 @@ def test_list_show_replay_sends_only_the_email_again(celery_app, runtime, worker
     code, out, _ = orderflow("dead-letters", "list", "--consumer", "email", "--error", "550")
     assert code == 0
     header, row, footer = out.strip().splitlines()
-    assert header.split()[:3] == ["ID", "CONSUMER", "ATTEMPTS"]
-    assert row.split()[:3] == [str(email_id), "email", "1"] and f"{placed.event_id}:email" in row
+    assert header.split()[:4] == ["ID", "SERVICE", "CONSUMER", "ATTEMPTS"]
+    assert row.split()[:4] == [str(email_id), "orders", "email", "1"] and f"{placed.event_id}:email" in row
     assert footer == "1 dead delivery"
 
     code, out, _ = orderflow("dead-letters", "show", f"{placed.event_id}:email")
@@ -92,3 +93,30 @@ def test_bulk_replay_by_consumer_and_discard(celery_app, runtime, worker, smtp_s
     wait_until(lambda: deliveries_of(runtime.session_factory, second.event_id)["email"].state == "succeeded")
     assert deliveries_of(runtime.session_factory, first.event_id)["email"].state == "discarded"
     assert len(smtp_sink.messages()) == 1
+
+
+def test_a_shipping_letter_is_listed_as_the_shipping_services_and_shown_with_its_event(
+    celery_app, runtime, worker, orderflow, use_policies
+):
+    from dataclasses import replace
+
+    from tasks import runtime as runtime_module
+    from tasks.relay import relay_once
+    from tests.support.orders import address, place
+
+    # The carrier stays unavailable longer than the shipping policy's retries.
+    runtime_module.change_settings(replace(runtime.settings, carrier_unavailable_attempts=99))
+    use_policies({"shipping": {"max_retries": 1, "backoff_base": 0.1, "backoff_max": 0.2}})
+    placed = place(runtime.session_factory, shipping_address=address(postcode="99999"))
+
+    def shipping_dead() -> bool:
+        relay_once(celery_app, runtime, grace_seconds=0)
+        code, out, _ = orderflow("dead-letters", "list", "--consumer", "shipping")
+        return code == 0 and "shipping" in out and "CarrierUnavailable" in out
+
+    wait_until(shipping_dead, timeout=30, interval=0.3, message="the shipping delivery died")
+    code, out, _ = orderflow("dead-letters", "list")
+    [row] = [line for line in out.splitlines() if ":shipping" in line]
+    assert row.split()[1:3] == ["shipping", "shipping"]
+    code, out, _ = orderflow("dead-letters", "show", row.split()[0], "--service", "shipping")
+    assert code == 0 and "order.reserved" in out and placed.order_id in out and "service:" in out

@@ -43,7 +43,9 @@ CRASH_AFTER_COMMIT = textwrap.dedent("""
     else:
         place_order(session_factory=sessions, gateway=SimulatedGateway(), data={
             "customer_email": sys.argv[2], "card_token": "tok_visa",
-            "lines": [{"sku": "mug", "quantity": 1}]}, after_commit=die)
+            "lines": [{"sku": "mug", "quantity": 1}],
+            "shipping_address": {"line1": "1 Rue Lepic", "city": "Paris", "postcode": "75018",
+                                 "country": "FR"}}, after_commit=die)
 """)
 
 

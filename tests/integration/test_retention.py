@@ -159,3 +159,19 @@ def test_prune_leaves_an_event_someone_holds_and_does_not_wait_for_it(session_fa
         assert count(session_factory, OutboxEvent, held) == 1
     assert prune(session_factory, retention_seconds=30 * DAY).events == 1  # released: taken next time
     assert count(session_factory, OutboxEvent, held) == 0
+
+
+def test_an_event_whose_consumer_records_in_another_database_is_kept(session_factory):
+    # inventory here stands for a consumer of another service, with its own database: its
+    # records cannot be read from this one, so nothing says it finished (it may be a dead
+    # letter there, whose replay needs this event).
+    old = finished(session_factory, days_ago=40, states={"email": "succeeded", "analytics": "succeeded"})
+
+    elsewhere = prune(session_factory, retention_seconds=30 * DAY,
+                      records_here=lambda subscriber: subscriber.consumer != "inventory")
+    assert elsewhere.events == 0 and count(session_factory, OutboxEvent, old) == 1
+
+    finished_here = finished(session_factory, days_ago=40)
+    assert prune(session_factory, retention_seconds=30 * DAY).events == 1  # one database: as usual
+    assert count(session_factory, OutboxEvent, finished_here) == 0
+    assert count(session_factory, OutboxEvent, old) == 1

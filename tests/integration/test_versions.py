@@ -1,7 +1,7 @@
 """A rolling upgrade in either order ends with everything delivered once (real worker, Redis, DB).
 
 `parcel.booked` is at version 2 in the new code (its upcaster renames `name` to
-`recipient_name`). The old worker is the `shipping` consumer declared with
+`recipient_name`). The old worker is the `parcel_desk` consumer declared with
 `accepts=1`; the new one with `accepts=2`. Payloads are written as the old or the new
 web process writes them and published by the relay.
 """
@@ -51,15 +51,15 @@ def shipping(celery_app) -> Iterator[tuple[Shipments, Any]]:
     versions.declare(PARCEL, current=2, upcasters={1: v1_to_v2})
 
     def deploy(accepts: int) -> None:
-        """Run the shipping consumer's code that understands up to `accepts`."""
-        registry.withdraw(PARCEL, "shipping")
-        declare(PARCEL, Subscriber("shipping", handler=shipments.book, accepts=accepts,
+        """Run the parcel_desk consumer's code that understands up to `accepts`."""
+        registry.withdraw(PARCEL, "parcel_desk")
+        declare(PARCEL, Subscriber("parcel_desk", handler=shipments.book, accepts=accepts,
                                    effects_in_database=False,
                                    policy=RetryPolicy(max_retries=2, backoff_base=0.1, backoff_max=0.3)))
 
     deploy(accepts=1)  # declared before the worker starts, so that it consumes the queue
     yield shipments, deploy
-    registry.withdraw(PARCEL, "shipping")
+    registry.withdraw(PARCEL, "parcel_desk")
     versions.withdraw(PARCEL)
 
 
@@ -72,7 +72,7 @@ def write(session_factory, payload: dict[str, Any]) -> str:
 
 
 def record(session_factory, event_id: str):
-    return deliveries_of(session_factory, event_id).get("shipping")
+    return deliveries_of(session_factory, event_id).get("parcel_desk")
 
 
 def test_old_worker_holds_new_payloads_until_upgraded_then_everything_is_delivered_once(
@@ -88,7 +88,7 @@ def test_old_worker_holds_new_payloads_until_upgraded_then_everything_is_deliver
     held = wait_until(lambda: (r := record(sf, new)) is not None and r.state == "pending"
                       and "held" in (r.last_error or "") and r, message="v2 held, visibly")
     assert held.attempts == 0  # holding spends no attempt
-    assert "schema_version 2 is newer than shipping accepts (1)" in (held.last_error or "")
+    assert "schema_version 2 is newer than parcel_desk accepts (1)" in (held.last_error or "")
     assert new not in shipments.seen
 
     deploy(accepts=2)  # the worker is upgraded; the held message runs on its next look

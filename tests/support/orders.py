@@ -20,9 +20,16 @@ def order_input(**overrides: Any) -> dict[str, Any]:
         "customer_name": "Ada Lovelace",
         "card_token": CARD_OK,
         "lines": [{"sku": "mug", "quantity": 2}],
+        "shipping_address": address(),
     }
     data.update(overrides)
     return data
+
+
+def address(**overrides: str) -> dict[str, str]:
+    """A shipping address the simulated carrier serves (postcode 00000: rejected, 99999: unreachable)."""
+    return {"line1": "12 Crescent Road", "city": "London", "postcode": "N8 8AA", "country": "GB",
+            **overrides}
 
 
 def place(session_factory: SessionFactory, *, after_commit: AfterCommit | None = None,

@@ -69,6 +69,9 @@ FAST_ENV = {
         "email": {"max_retries": 5, "backoff_base": 0.2, "backoff_max": 1.0},
         "inventory": {"max_retries": 5, "backoff_base": 0.2, "backoff_max": 1.0},
         "analytics": {"max_retries": 3, "backoff_base": 0.2, "backoff_max": 1.0},
+        "customer_mail": {"max_retries": 5, "backoff_base": 0.2, "backoff_max": 1.0},
+        "fulfilment": {"max_retries": 5, "backoff_base": 0.2, "backoff_max": 1.0},
+        "shipping": {"max_retries": 5, "backoff_base": 0.2, "backoff_max": 1.0},
     }),
     "RELAY_GRACE_SECONDS": "1",
     "RELAY_POLL_SECONDS": "0.2",
@@ -165,8 +168,9 @@ class Processes:
         self.wait_for_line(proc, " ready.", timeout=60)
         return proc
 
-    def relay(self, **extra_env: str) -> Proc:
-        proc = self.start("relay", [sys.executable, "-m", "tasks.relay"], **extra_env)
+    def relay(self, *, service: str = "orders", **extra_env: str) -> Proc:
+        proc = self.start(f"relay-{service}", [sys.executable, "-m", "tasks.relay", "--service", service],
+                          **extra_env)
         self.wait_for_line(proc, "reconciler started", timeout=30)
         return proc
 

@@ -28,8 +28,9 @@ class FakeGateway:
         self.charged.append(amount_cents)
         return Charge(f"pay_{len(self.charged)}", amount_cents, currency)
 
-    def refund(self, *, payment_id: str) -> None:
+    def refund(self, *, payment_id: str) -> str:
         self.refunded.append(payment_id)
+        return f"re_{payment_id}"
 
 
 @pytest.fixture

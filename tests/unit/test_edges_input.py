@@ -12,7 +12,8 @@ from orders.errors import InvalidOrder, InvalidSignup, PermanentError
 from orders.schemas import parse_place_order
 
 ORDER = {"customer_email": "ada@example.com", "card_token": "tok_ok",
-         "lines": [{"sku": "mug", "quantity": 1}]}
+         "lines": [{"sku": "mug", "quantity": 1}],
+         "shipping_address": {"line1": "1 Rue Lepic", "city": "Paris", "postcode": "75018", "country": "FR"}}
 # (A lone surrogate, U+D800, pydantic refuses already: "not a valid string".)
 BAD = ["\r", "\n", "\x00", "\x1b", "\u2028", "\u2029", "\u202e", "\ufeff", "\x85"]
 

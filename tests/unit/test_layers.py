@@ -11,9 +11,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # package -> top-level modules it must never import
 FORBIDDEN = {
-    "config": {"outbox", "orders", "tasks", "web", "cli", "bootstrap", "celery", "kombu", "flask"},
-    "outbox": {"orders", "tasks", "web", "cli", "bootstrap", "celery", "kombu", "flask", "django"},
-    "orders": {"tasks", "web", "cli", "bootstrap", "celery", "kombu", "flask", "django"},
+    "config": {"outbox", "orders", "shipping", "tasks", "web", "cli", "bootstrap", "celery", "kombu",
+               "flask"},
+    "outbox": {"orders", "shipping", "tasks", "web", "cli", "bootstrap", "celery", "kombu", "flask",
+               "django"},
+    "orders": {"shipping", "tasks", "web", "cli", "bootstrap", "celery", "kombu", "flask", "django"},
+    # The second service sits beside the shop: the machinery only, never the shop itself.
+    "shipping": {"orders", "tasks", "web", "cli", "bootstrap", "live", "celery", "kombu", "flask", "django"},
     "tasks": {"web", "cli", "bootstrap", "flask", "django"},
     # The stream server reads the database and listens to the feed: no Celery, no Flask.
     "live": {"web", "cli", "tasks", "bootstrap", "celery", "kombu", "flask", "django"},

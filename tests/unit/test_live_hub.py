@@ -46,7 +46,7 @@ def test_an_update_reaches_only_the_streams_of_its_order():
 
 
 def run_pump(first: list[dict], updates: list[Update], began: float = 0.0,
-             keepalive: float = 60.0) -> list[str]:
+             keepalive: float = 60.0, reread: Any = lambda: None) -> list[str]:
     hub = Hub(max_open=10, max_per_client=10)
     watcher = hub.admit("o1", "a")
     for update in updates:
@@ -56,7 +56,8 @@ def run_pump(first: list[dict], updates: list[Update], began: float = 0.0,
     async def write(text: str) -> None:
         written.append(text)
 
-    run_in_own_loop(asyncio.wait_for(pump(write, watcher, first, began, keepalive_seconds=keepalive), 5))
+    pumping = pump(write, watcher, first, began, keepalive_seconds=keepalive, reread=reread)
+    run_in_own_loop(asyncio.wait_for(pumping, 5))
     return written
 
 
@@ -79,9 +80,22 @@ def test_a_read_that_began_before_a_sent_change_cannot_move_the_stream_back():
         Update("database", [status("retrying", 1)], at=6.0),
         Update("channel", [status("running", 1)], at=7.0),  # older than what was sent
         Update("channel", [status("succeeded", 2)], at=8.0),
+        Update("database", [status("succeeded", 2)], at=9.0),  # the re-read it asked for
     ], began=1.0)
     assert shown(written) == [("pending", 0), ("running", 1), ("retrying", 1), ("succeeded", 2)]
     assert written[-1].startswith("event: end")
+
+
+def test_a_stream_that_looks_finished_asks_the_database_and_goes_on_to_the_next_hop():
+    """inventory's success commits with order.reserved, which no channel message announces."""
+    asked: list[float] = []
+    written = run_pump([status("running", 1)], [
+        Update("channel", [status("succeeded", 1)], at=2.0),  # everything known looks final
+        Update("database", [status("succeeded", 1), status("pending", 0, consumer="shipping")], at=3.0),
+        Update("database", [status("succeeded", 1), status("succeeded", 1, consumer="shipping")], at=4.0),
+    ], began=1.0, reread=lambda: asked.append(1.0))
+    assert shown(written) == [("running", 1), ("succeeded", 1), ("pending", 0), ("succeeded", 1)]
+    assert written[-1].startswith("event: end") and asked  # it asked, instead of ending at 2.0
 
 
 def test_a_finished_order_ends_at_once_and_ids_let_the_client_reconnect():

@@ -8,7 +8,7 @@ from orders.errors import InvalidOrder, PaymentDeclined, UnknownProduct
 from orders.models import Order
 from orders.place_order import place_order
 from outbox.models import OutboxEvent
-from tests.support.orders import order_input
+from tests.support.orders import address, order_input
 
 
 def count(session_factory, model) -> int:
@@ -36,6 +36,18 @@ def test_success_writes_order_and_its_event_together(session_factory, gateway):
     assert [e.id for e in published] == [placed.event_id]
 
 
+def test_an_order_is_placed_with_its_shipping_address_which_its_event_carries(session_factory, gateway):
+    ship_to = address(line1="1 Rue Lepic", city="Paris", postcode="75018", country="FR")
+    placed = place_order(session_factory=session_factory, gateway=gateway,
+                         data=order_input(shipping_address=ship_to))
+    with session_factory() as session:
+        order = session.get(Order, placed.order_id)
+        event = session.get(OutboxEvent, placed.event_id)
+    assert (order.status, order.shipping_address) == ("placed", ship_to)
+    assert (placed.status, placed.shipping_address) == ("placed", ship_to)
+    assert event.payload["shipping_address"] == ship_to
+
+
 def test_declined_payment_writes_nothing(session_factory, gateway):
     gateway.decline = True
     published = []
@@ -56,12 +68,18 @@ def test_declined_payment_writes_nothing(session_factory, gateway):
         ({"lines": []}, "lines"),
         ({"card_token": ""}, "card_token"),
         ({"unexpected": 1}, "unexpected"),
+        ({"shipping_address": None}, "shipping_address"),
+        ({"shipping_address": address(postcode="N8/8AA")}, "shipping_address.postcode"),
+        ({"shipping_address": address(country="gb")}, "shipping_address.country"),
+        ({"shipping_address": address(city=" ")}, "shipping_address.city"),
+        ({"shipping_address": address(line1="1 Road\nBcc: x")}, "shipping_address.line1"),
+        ({"shipping_address": {**address(), "floor": "2"}}, "shipping_address.floor"),
     ],
 )
 def test_invalid_input_names_the_field_and_charges_nothing(session_factory, gateway, overrides, field):
     with pytest.raises(InvalidOrder) as caught:
         place_order(session_factory=session_factory, gateway=gateway, data=order_input(**overrides))
-    assert field in [d["field"] for d in caught.value.details]
+    assert field in [d["field"] for d in caught.value.details], caught.value.details
     assert gateway.charged == []
     assert count(session_factory, Order) == 0
 

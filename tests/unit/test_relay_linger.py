@@ -20,7 +20,7 @@ class Recorder:
         self.waits: list[tuple[str, float]] = []
         self.stop = threading.Event()
 
-    def relay_once(self, _app: object, _runtime: object) -> int:
+    def relay_once(self, _app: object, _runtime: object, **_where: object) -> int:
         published = self.passes.pop(0)
         if not self.passes:
             self.stop.set()
