@@ -17,10 +17,11 @@ from typing import Any
 
 from celery import Celery
 
-from config.settings import SHIPPING, Settings
+from config.settings import ORDERS, SHIPPING, Settings
 from orders.payments import PaymentGateway, SimulatedGateway
 from outbox import tracing
 from outbox.after_commit import AfterCommit, combine
+from outbox.databases import ServiceDatabases
 from outbox.db import SessionFactory, make_engine, make_session_factory
 from outbox.in_process import InProcessDispatcher
 from outbox.redelivery import Publish
@@ -45,7 +46,7 @@ class Services:
     replay_publish: Publish
     # Each service's database by service name ("orders", "shipping"): the shipping one is the
     # same session factory when SHIPPING_DATABASE_URL is the orders database.
-    databases: dict[str, SessionFactory]
+    databases: ServiceDatabases
 
 
 def build(settings: Settings | None = None, *, celery_app: Celery | None = None,
@@ -72,9 +73,9 @@ def build(settings: Settings | None = None, *, celery_app: Celery | None = None,
         # In-process subscribers first (in this request), then the durable hand-off.
         after_commit = combine(InProcessDispatcher(settings), publisher)
     shipping_url = settings.database_url_for(SHIPPING)
-    databases = {"orders": session_factory,
-                 SHIPPING: session_factory if shipping_url == settings.database_url
-                 else make_session_factory(make_engine(shipping_url))}
+    databases = ServiceDatabases({ORDERS: session_factory,
+                                  SHIPPING: session_factory if shipping_url == settings.database_url
+                                  else make_session_factory(make_engine(shipping_url))}, home=ORDERS)
     return Services(
         settings=settings,
         databases=databases,

@@ -18,7 +18,6 @@ from cli.dead_letters import table
 from config.settings import operator_name
 from outbox import consumer_control
 from outbox.db import SessionFactory
-from outbox.subscriptions import registry
 
 
 def add_parser(commands: Any) -> None:
@@ -48,13 +47,7 @@ def run(args: argparse.Namespace, services: Services) -> None:
         print(f"resumed {view.consumer}: now {view.status}")
         return
     # Each consumer as its own service's database has it (its workers read its state there).
-    rows = [row for row in consumer_control.list_consumers(services.session_factory)
-            if _database_of(row["consumer"], services) is services.session_factory]
-    for database in {id(db): db for db in services.databases.values()}.values():
-        if database is not services.session_factory:
-            rows += [row for row in consumer_control.list_consumers(database)
-                     if _database_of(row["consumer"], services) is database]
-    rows.sort(key=lambda row: row["consumer"])
+    rows = consumer_control.list_consumers_everywhere(services.databases)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -66,7 +59,7 @@ def run(args: argparse.Namespace, services: Services) -> None:
 
 def _database_of(consumer: str, services: Services) -> SessionFactory:
     """Where the consumer's pause and breaker live: its service's database."""
-    return services.databases.get(registry.service_of(consumer) or "", services.session_factory)
+    return services.databases.of_consumer(consumer)
 
 
 def _breaker(breaker: dict[str, Any]) -> str:

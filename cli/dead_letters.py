@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 from bootstrap import Services
-from config.settings import mask_url, operator_name
+from config.settings import ORDERS, SHIPPING, mask_url, operator_name
 from orders.errors import InvalidArgument
 from outbox import dead_letter_actions as actions
 from outbox import dead_letter_groups as groups
@@ -28,6 +28,7 @@ from outbox.db import SessionFactory
 from outbox.subscriptions import registry
 
 ERROR_WIDTH = 70
+SERVICES = (ORDERS, SHIPPING)
 
 
 def add_parser(commands: Any) -> None:
@@ -81,11 +82,7 @@ def run(args: argparse.Namespace, services: Services) -> None:
 def _list(args: argparse.Namespace, services: Services) -> None:
     filters = dead_letters.make_filters(consumer=args.consumer, error=args.error, since=args.since,
                                         until=args.until, state=args.state, limit=args.limit)
-    # Every service's database (each keeps its own consumers' letters), newest first across them.
-    rows = sorted((row for database in _distinct(services)
-                   for row in dead_letters.list_dead_letters(database, filters)),
-                  key=lambda row: (row["updated_at"] or "", row["service"] or ""),
-                  reverse=True)[:filters.limit]
+    rows = dead_letters.list_dead_letters_everywhere(services.databases, filters)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -140,7 +137,7 @@ def _replay(args: argparse.Namespace, services: Services) -> None:
                                         until=args.until, limit=args.limit)
     result = actions.replay_dead_letters(
         session_factory, filters=filters, actor=args.by, reason=args.reason, publish=publish,
-        per_second=args.rate,
+        per_second=args.rate, event_sources=elsewhere,
         progress=lambda done: print(f"replayed delivery {done.delivery_id}: task {done.task_id}"),
     )
     for delivery_id, why in result.refused:
@@ -155,10 +152,13 @@ def _discard(args: argparse.Namespace, services: Services) -> None:
 
 
 def _groups(args: argparse.Namespace, services: Services) -> None:
-    session_factory = services.session_factory
+    databases = services.databases
+    if args.action in ("replay-group", "discard-group"):
+        session_factory = groups.database_of_group(databases, args.group)
     if args.action == "replay-group":
         result = groups.replay_group(session_factory, group=args.group, actor=args.by, reason=args.reason,
-                                     publish=services.replay_publish, per_second=args.rate)
+                                     publish=services.replay_publish, per_second=args.rate,
+                                     event_sources=databases.others(session_factory))
         for delivery_id, why in result.refused:
             print(f"skipped delivery {delivery_id}: {why}")
         print(f"group {args.group}: {len(result.replayed)} replayed, {len(result.refused)} skipped")
@@ -169,41 +169,30 @@ def _groups(args: argparse.Namespace, services: Services) -> None:
         return
     if args.consumer:
         dead_letters.make_filters(consumer=args.consumer)  # an unknown consumer: one line
-    found = groups.list_groups(session_factory, consumer=args.consumer)
+    found = groups.list_groups_everywhere(databases, consumer=args.consumer)
     if args.json:
         print(json.dumps([g.as_dict() for g in found], indent=2))
         return
     if not found:
         print("no dead letters")
         return
-    print(table(["GROUP", "CONSUMER", "COUNT", "FIRST SEEN (UTC)", "LAST SEEN (UTC)", "ERROR"],
-                [[g.name, g.consumer, len(g.ids), d["first_seen"], d["last_seen"], _clip(g.error)]
+    print(table(["GROUP", "SERVICE", "CONSUMER", "COUNT", "FIRST SEEN (UTC)", "LAST SEEN (UTC)", "ERROR"],
+                [[g.name, registry.service_of(g.consumer), g.consumer, len(g.ids), d["first_seen"],
+                  d["last_seen"], _clip(g.error)]
                  for g in found for d in [g.as_dict()]]))
 
 
-def _distinct(services: Services) -> list[SessionFactory]:
-    """Each database once (the shipping service may share the orders one)."""
-    found: list[SessionFactory] = []
-    for database in services.databases.values():
-        if all(database is not seen for seen in found):
-            found.append(database)
-    return found
-
-
 def _database_of(args: argparse.Namespace, services: Services) -> tuple[SessionFactory, list[SessionFactory]]:
-    """The database of the letter named (`--service`, else its consumer's service: by
-    `--consumer` or the task id's `:<consumer>`, else orders), and the others, where its
-    event is when another service wrote it."""
-    consumer = getattr(args, "consumer", None) or (
-        str(args.id).rsplit(":", 1)[1] if getattr(args, "id", None) and ":" in str(args.id) else None)
-    named = getattr(args, "service", None)
-    if named is not None and named not in services.databases:
-        raise InvalidArgument(f"unknown service {named!r}: one of {', '.join(services.databases)}")
-    service = named or (registry.service_of(consumer) if consumer else None)
-    # A consumer declared without a service of its own (outbox's default) records in the orders
-    # database, as Settings.database_url_for places every service but shipping.
-    database = services.databases.get(service or "orders", services.databases["orders"])
-    return database, [other for other in _distinct(services) if other is not database]
+    """The database of the letter named (`--service`, else its consumer's: by `--consumer` or
+    the task id's `:<consumer>`, else orders), and the others, where its event is when another
+    service wrote it."""
+    databases = services.databases
+    if getattr(args, "consumer", None):
+        database = (databases.named(args.service) if getattr(args, "service", None)
+                    else databases.of_consumer(args.consumer))
+    else:
+        database = databases.of_letter(args.id, getattr(args, "service", None))
+    return database, databases.others(database)
 
 
 def _broker() -> str:
@@ -233,8 +222,8 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_service(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--service", help="whose database the delivery id is in: orders (default) or "
-                        "shipping; a task id or --consumer says it by itself")
+    parser.add_argument("--service", choices=SERVICES, help="whose database the delivery id is in: orders "
+                        "(default) or shipping; a task id or --consumer says it by itself")
 
 
 def _add_audit(parser: argparse.ArgumentParser, *, reason_required: bool) -> None:

@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "dead-letters":
         dead_letters.run(args, _services(settings))
     if args.command == "prune":
-        prune.run(args, settings, _services(settings).session_factory)
+        prune.run(args, settings, _services(settings).databases)
     if args.command == "consumers":
         consumers.run(args, _services(settings))
     sys.stdout.flush()  # a closed pipe shows here, inside main's handler, not at exit

@@ -14,8 +14,8 @@ import orders.subscriptions  # noqa: F401  (the declared consumers: their polici
 import shipping.subscriptions  # noqa: F401
 from config.settings import Settings, format_duration, parse_duration
 from orders.errors import InvalidArgument
-from outbox.db import SessionFactory
-from outbox.retention import declared_horizon, prune, retention_problem
+from outbox.databases import ServiceDatabases
+from outbox.retention import Pruned, declared_horizon, prune, retention_problem
 
 
 def add_parser(commands: Any) -> None:
@@ -27,7 +27,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--max-seconds", type=float, help="stop after this long (run it again to go on)")
 
 
-def run(args: argparse.Namespace, settings: Settings, session_factory: SessionFactory) -> None:
+def run(args: argparse.Namespace, settings: Settings, databases: ServiceDatabases) -> None:
     retention = settings.retention_seconds
     name = "ORDERFLOW_RETENTION"
     if args.older_than is not None:
@@ -46,8 +46,15 @@ def run(args: argparse.Namespace, settings: Settings, session_factory: SessionFa
     batch_size = args.batch_size or settings.prune_batch_size
     if batch_size < 1:
         raise InvalidArgument("--batch-size must be >= 1")
-    done = prune(session_factory, retention_seconds=retention, batch_size=batch_size,
-                 max_seconds=args.max_seconds)
+    # Every service's database, each event's records read where its consumers keep them.
+    done = Pruned()
+    for database in databases.distinct():
+        part = prune(database, retention_seconds=retention, batch_size=batch_size,
+                     max_seconds=args.max_seconds,
+                     records_of=lambda subscriber: databases.of_consumer(subscriber.consumer))
+        done.add(part)
+        done.batches += part.batches
+        done.seconds += part.seconds
     if done.events == 0:
         print(f"nothing to prune: no event finished more than {format_duration(retention)} ago "
               f"({done.seconds:.2f}s)")

@@ -49,8 +49,9 @@ def default_database_url(environ: Mapping[str, str] | None = None) -> str:
     return f"sqlite:///{var_dir(environ) / 'orderflow.sqlite3'}"
 
 
-# The second service (shipping/): its own database, its own outbox and delivery records.
-SHIPPING = "shipping"
+# The two services: the shop (orders/, DATABASE_URL) and shipping (shipping/), each with its
+# own database, its own outbox and its consumers' delivery records.
+ORDERS, SHIPPING = "orders", "shipping"
 
 
 def default_shipping_database_url(database_url: str, environ: Mapping[str, str] | None = None) -> str:

@@ -27,6 +27,9 @@ def summary_lines(env: dict[str, str], *, servers: list[str], logins: list[str],
     if "postgres" in servers:
         database += f"   (embedded PostgreSQL, data in {var_dir / 'postgres'})"
     lines.append(f"database {database}")
+    shipping = env.get("SHIPPING_DATABASE_URL")
+    if shipping and shipping != env["DATABASE_URL"]:  # the shipping service's own (docs/workflow.md)
+        lines.append(f"shipping {mask_url(shipping)}   (the shipping service's database)")
     mail = f"   (mail stored in {var_dir / 'mail'})" if "smtp" in servers else ""
     lines.append(f"smtp     {env['SMTP_URL']}{mail}")
     if "smtp" in servers and env.get("SMTP_SINK_FAIL_CODE"):
@@ -44,6 +47,7 @@ def summary_lines(env: dict[str, str], *, servers: list[str], logins: list[str],
         # The CLI's replay publishes to the broker and reads the database: they must be these.
         exports = [f"REDIS_URL={env['REDIS_URL']}"] if "redis" in servers else []
         exports += [f"DATABASE_URL={env['DATABASE_URL']}"] if "postgres" in servers else []
+        exports += [f"SHIPPING_DATABASE_URL={shipping}"] if "postgres" in servers and shipping else []
         if not apps:
             exports += [f"SMTP_URL={env['SMTP_URL']}"] if "smtp" in servers else []
             lines.append(f"use      in another terminal: export {' '.join(exports)}")

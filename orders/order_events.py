@@ -35,10 +35,15 @@ _orders = cast(Table, Order.__table__)
 
 
 def move_status(session: Session, *, order_id: str, from_statuses: Iterable[str], to: str,
-                event_type: str, columns: dict[str, Any] | None = None, **extra: Any) -> str | None:
+                event_type: str, columns: dict[str, Any] | None = None, needs_address: bool = False,
+                **extra: Any) -> str | None:
     """Move the order to `to` (setting `columns` too) and write `event_type` for it, its payload
     carrying `extra`; the event id, or None when the order is not in one of `from_statuses`
-    (nothing written)."""
+    (nothing written).
+
+    `needs_address`: the event is for shipping it. An order placed before addresses were asked
+    for (migration 0008: its address columns are null) has nowhere to ship to: its status
+    moves, and no event is written (docs/workflow.md, "Upgrading")."""
     row = session.execute(
         update(_orders)
         .where(_orders.c.id == order_id, _orders.c.status.in_(list(from_statuses)))
@@ -48,8 +53,10 @@ def move_status(session: Session, *, order_id: str, from_statuses: Iterable[str]
     ).one_or_none()
     if row is None:
         return None
-    event_id = new_id()
     address = {name: getattr(row, f"ship_{name}") for name in ADDRESS_FIELDS}
+    if needs_address and address["line1"] is None:
+        return None
+    event_id = new_id()
     payload = {
         VERSION_KEY: ORDER_STATUS_VERSION,
         # A consumer of several event types tells them apart by this (outbox/versions.py).

@@ -8,6 +8,7 @@ says how). Task names are what in-flight messages point to: keep them.
 
 from __future__ import annotations
 
+from config.settings import ORDERS
 from orders.consumers import analytics, email, fulfilment, inventory, status_mail, welcome
 from orders.order_events import (
     ORDER_BACKORDERED,
@@ -24,7 +25,7 @@ from outbox.subscriptions import IN_PROCESS, Subscriber, declare
 from outbox.versions import declare_version
 
 # The service these consumers belong to: their records are in the orders database.
-SERVICE = "orders"
+SERVICE = ORDERS
 ORDER_CREATED = "order.created"
 CUSTOMER_SIGNED_UP = "customer.signed_up"
 

@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from outbox import breaker as breakers
 from outbox.breaker import Admission, Admit, Breaker, BreakerConfig
 from outbox.clock import iso, utcnow
+from outbox.databases import ServiceDatabases
 from outbox.db import SessionFactory, insert_for
 from outbox.errors import InvalidArgument, UnknownConsumer
 from outbox.models import ConsumerAction, ConsumerState, Delivery
@@ -140,6 +141,24 @@ def views(session_factory: SessionFactory) -> dict[str, ConsumerView]:
     with session_factory() as session:
         rows = {row.consumer: row for row in session.scalars(select(ConsumerState))}
     return {consumer: _view(consumer, rows.get(consumer)) for consumer in all_consumers()}
+
+
+def list_consumers_everywhere(databases: ServiceDatabases, *, audit_limit: int = 5) -> list[dict[str, Any]]:
+    """`list_consumers`, each consumer read from its own service's database (where its workers
+    read its pause and breaker), by name."""
+    rows = [row for database in databases.distinct()
+            for row in list_consumers(database, audit_limit=audit_limit)
+            if databases.of_consumer(row["consumer"]) is database]
+    return sorted(rows, key=lambda row: row["consumer"])
+
+
+def views_everywhere(databases: ServiceDatabases) -> dict[str, ConsumerView]:
+    """`views`, each consumer's from its own service's database."""
+    found = {}
+    for database in databases.distinct():
+        found.update({consumer: view for consumer, view in views(database).items()
+                      if databases.of_consumer(consumer) is database})
+    return dict(sorted(found.items()))
 
 
 def describe(view: ConsumerView) -> dict[str, Any]:

@@ -75,11 +75,12 @@ def replay_dead_letter(session_factory: SessionFactory, *, ref: str | int, actor
 def replay_dead_letters(session_factory: SessionFactory, *, filters: Filters, actor: str, reason: str,
                         publish: Publish, per_second: float = 5.0,
                         sleep: Callable[[float], None] = time.sleep,
-                        progress: Callable[[Replayed], None] | None = None) -> BulkReplay:
+                        progress: Callable[[Replayed], None] | None = None,
+                        event_sources: Sequence[SessionFactory] = ()) -> BulkReplay:
     """Replay every dead letter of one consumer matching `filters`, oldest first, throttled.
 
     The throttle keeps a recovered downstream (an SMTP server back from an
-    outage) from being hit by the whole backlog at once.
+    outage) from being hit by the whole backlog at once. `event_sources`: as for one replay.
     """
     if not filters.consumer:
         raise InvalidArgument("a bulk replay needs a consumer")
@@ -93,7 +94,7 @@ def replay_dead_letters(session_factory: SessionFactory, *, filters: Filters, ac
             sleep(1.0 / per_second)
         try:
             replayed = replay_dead_letter(session_factory, ref=delivery_id, actor=actor, reason=reason,
-                                          publish=publish)
+                                          publish=publish, event_sources=event_sources)
         except NotReplayable as exc:  # changed since listed (another operator): skip it
             result.refused.append((delivery_id, exc.message))
             continue

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,12 +27,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from outbox.clock import iso
+from outbox.databases import ServiceDatabases
 from outbox.db import SessionFactory
 from outbox.dead_letter_actions import BulkReplay, Replayed, discard_dead_letter, replay_dead_letter
 from outbox.errors import InvalidArgument, NotReplayable
 from outbox.models import Delivery, DeliveryError
 from outbox.redelivery import Publish
 from outbox.states import DEAD
+from outbox.subscriptions import registry
 
 _MASKS = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I), "<id>"),
@@ -72,7 +74,8 @@ class Group:
         return f"{self.key}@{self.through}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"group": self.name, "key": self.key, "through": self.through, "consumer": self.consumer,
+        return {"group": self.name, "key": self.key, "through": self.through,
+                "service": registry.service_of(self.consumer), "consumer": self.consumer,
                 "error": self.error, "count": len(self.ids), "first_seen": _iso(self.first_seen),
                 "last_seen": _iso(self.last_seen), "ids": self.ids}
 
@@ -99,8 +102,10 @@ def members(session_factory: SessionFactory, group: str) -> list[int]:
 
 
 def replay_group(session_factory: SessionFactory, *, group: str, actor: str, reason: str, publish: Publish,
-                 per_second: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> BulkReplay:
-    """Replay every letter of the group, oldest first, throttled; each audited."""
+                 per_second: float = 5.0, sleep: Callable[[float], None] = time.sleep,
+                 event_sources: Sequence[SessionFactory] = ()) -> BulkReplay:
+    """Replay every letter of the group, oldest first, throttled; each audited. `event_sources`:
+    the other services' databases, where the letters' event is when another service wrote it."""
     if per_second <= 0:
         raise InvalidArgument("the replay rate must be above 0 per second")
     result = BulkReplay()
@@ -109,7 +114,8 @@ def replay_group(session_factory: SessionFactory, *, group: str, actor: str, rea
             sleep(1.0 / per_second)
         try:
             done: Replayed = replay_dead_letter(session_factory, ref=delivery_id, actor=actor,
-                                                reason=f"{reason} (group {group})", publish=publish)
+                                                reason=f"{reason} (group {group})", publish=publish,
+                                                event_sources=event_sources)
         except NotReplayable as exc:
             result.refused.append((delivery_id, exc.message))
             continue
@@ -130,6 +136,21 @@ def discard_group(session_factory: SessionFactory, *, group: str, actor: str, re
             continue
         done.append(delivery_id)
     return done
+
+
+def list_groups_everywhere(databases: ServiceDatabases, *, consumer: str | None = None) -> list[Group]:
+    """Every service's groups, the largest first (a group is one consumer's: one database's)."""
+    found = [group for database in databases.distinct()
+             for group in list_groups(database, consumer=consumer)]
+    return sorted(found, key=lambda g: (-len(g.ids), g.consumer, g.error))
+
+
+def database_of_group(databases: ServiceDatabases, group: str) -> SessionFactory:
+    """The database whose letters make up `group` (its key names one consumer, so one service);
+    the home one when none has them, where acting on it finds nothing to do."""
+    parse_group(group)  # a malformed name: one line, before any read
+    return next((database for database in databases.distinct() if members(database, group)),
+                databases.named(None))
 
 
 def parse_group(group: str) -> tuple[str, int]:

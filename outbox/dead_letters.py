@@ -18,6 +18,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from outbox.clock import iso, utcnow
+from outbox.databases import ServiceDatabases
 from outbox.db import SessionFactory
 from outbox.errors import DeliveryNotFound, InvalidArgument
 from outbox.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent
@@ -84,6 +85,36 @@ def list_dead_letters(session_factory: SessionFactory, filters: Filters = Filter
     with session_factory() as session:
         return [summary(delivery, order_id, trace_context)
                 for delivery, order_id, trace_context in session.execute(query)]
+
+
+def list_dead_letters_everywhere(databases: ServiceDatabases,
+                                 filters: Filters = Filters()) -> list[dict[str, Any]]:
+    """`list_dead_letters` over every service's database, newest first across them. A letter
+    whose event another service wrote (shipping's, of `order.reserved`) gets its order and
+    trace from that service's outbox."""
+    rows = []
+    for database in databases.distinct():
+        found = list_dead_letters(database, filters)
+        _fill_from_events_elsewhere([row for row in found if row["order_id"] is None],
+                                    databases.others(database))
+        rows += found
+    return sorted(rows, key=lambda row: (row["updated_at"] or "", row["service"] or ""),
+                  reverse=True)[:filters.limit]
+
+
+def _fill_from_events_elsewhere(rows: list[dict[str, Any]], elsewhere: Sequence[SessionFactory]) -> None:
+    for other in elsewhere:
+        wanted = {row["event_id"] for row in rows if row["order_id"] is None}
+        if not wanted:
+            return
+        with other() as session:
+            events = {event_id: (order_id, trace) for event_id, order_id, trace in session.execute(
+                select(OutboxEvent.id, OutboxEvent.aggregate_id, OutboxEvent.trace_context)
+                .where(OutboxEvent.id.in_(wanted)))}
+        for row in rows:
+            if row["event_id"] in events:
+                order_id, trace = events[row["event_id"]]
+                row.update(order_id=order_id, trace_id=trace_id_of(trace))
 
 
 def count_dead_letters(session: Session, filters: Filters) -> int:

@@ -21,6 +21,10 @@ Each batch is one short transaction: select at most `batch_size` events (SKIP LO
 on PostgreSQL: rows a relay holds are left for next time), delete their children then
 them by primary key; on PostgreSQL a statement and lock timeout bound how long a
 batch can hold anything. Never one table-wide DELETE. Orders are never touched.
+
+An event whose consumer keeps its records in another service's database
+(`order.reserved` and the shipping consumer) is pruned the same way, reading that
+database's records too; they go right after it (`_prune_crossing` says in which order, and why).
 """
 
 from __future__ import annotations
@@ -129,16 +133,23 @@ class Pruned:
                 f"batch(es), {self.seconds:.2f}s")
 
 
+# Where a subscriber keeps its delivery records (tasks.runtime.Runtime.records_of).
+RecordsOf = Callable[[Subscriber], SessionFactory]
+
+
 def prune(session_factory: SessionFactory, *, retention_seconds: float, batch_size: int = 500,
-          records_here: Callable[[Subscriber], bool] = lambda _subscriber: True,
-          max_seconds: float | None = None, now: datetime | None = None,
-          stop: Callable[[], bool] = lambda: False) -> Pruned:
-    """Prune batch after batch until none is full, `max_seconds` have passed or `stop()` says so."""
+          records_of: RecordsOf | None = None, max_seconds: float | None = None,
+          now: datetime | None = None, stop: Callable[[], bool] = lambda: False) -> Pruned:
+    """Prune batch after batch until none is full, `max_seconds` have passed or `stop()` says so.
+
+    `records_of`: the database each subscriber keeps its records in (default: this one). The
+    events of a type with a subscriber recording in another database are pruned once that
+    database's records of them are final too, and those records go with them."""
     cutoff = prune_cutoff(now or utcnow(), retention_seconds)
     started = time.monotonic()
     total = Pruned()
     while not stop():
-        done = prune_batch(session_factory, cutoff=cutoff, batch_size=batch_size, records_here=records_here)
+        done = prune_batch(session_factory, cutoff=cutoff, batch_size=batch_size, records_of=records_of)
         total.add(done)
         total.batches += 1
         if done.events < batch_size or (max_seconds is not None and
@@ -150,18 +161,29 @@ def prune(session_factory: SessionFactory, *, retention_seconds: float, batch_si
 
 
 def prune_batch(session_factory: SessionFactory, *, cutoff: datetime, batch_size: int,
-                records_here: Callable[[Subscriber], bool] = lambda _subscriber: True) -> Pruned:
-    """One short transaction: at most `batch_size` events with their records."""
+                records_of: RecordsOf | None = None) -> Pruned:
+    """Short transactions: at most `batch_size` events with their records."""
+    where = records_of or (lambda _subscriber: session_factory)
+
+    def here(subscriber: Subscriber) -> bool:
+        return where(subscriber) is session_factory
+
     with session_factory.begin() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
-            session.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
+        _bound(session)
         event_ids: list[str] = []
-        for query in candidate_queries(cutoff, records_here):
+        for query in candidate_queries(cutoff, here):
             if len(event_ids) >= batch_size:
                 break
             event_ids += session.scalars(query.limit(batch_size - len(event_ids))).all()
-        return _delete(session, event_ids)
+        done = _delete(session, event_ids)
+    for event_type in registry.event_types():
+        subscribers = registry.subscribers_of(event_type)
+        if all(here(s) for s in subscribers) or done.events >= batch_size:
+            continue
+        done.add(_prune_crossing(session_factory, cutoff=cutoff, event_type=event_type,
+                                 subscribers=subscribers, records_of=where,
+                                 limit=batch_size - done.events))
+    return done
 
 
 def candidate_queries(cutoff: datetime,
@@ -171,25 +193,73 @@ def candidate_queries(cutoff: datetime,
     subscribers), then one for the types nobody declares any more (no record is required).
 
     A type with a subscriber that keeps its records in another database (another service's
-    consumer) is never pruned here: nothing in this database says that consumer finished,
-    and pruning the event would leave its dead letter with nothing to replay. Such events
-    stay until cross-database pruning exists (docs/workflow.md, "Retention")."""
+    consumer) is left to `_prune_crossing`, which reads that database too."""
     declared = registry.event_types()
     queries = []
     for event_type in declared:
         subscribers = registry.subscribers_of(event_type)
         if not all(records_here(s) for s in subscribers):
             continue
-        consumers = [s.consumer for s in subscribers]
-        query = _finished_before(cutoff).where(OutboxEvent.event_type == event_type)
-        if consumers:
-            resolved = (select(func.count()).select_from(Delivery)
-                        .where(Delivery.event_id == OutboxEvent.id, Delivery.consumer.in_(consumers))
-                        .scalar_subquery())
-            query = query.where(resolved >= len(consumers))
-        queries.append(query)
+        queries.append(_finished_here(cutoff, event_type, [s.consumer for s in subscribers]))
     queries.append(_finished_before(cutoff).where(OutboxEvent.event_type.not_in(declared)))
     return queries
+
+
+def _prune_crossing(session_factory: SessionFactory, *, cutoff: datetime, event_type: str,
+                    subscribers: Sequence[Subscriber], records_of: RecordsOf, limit: int) -> Pruned:
+    """Events of `event_type` (written here) some of whose subscribers record in other databases
+    (order.reserved: the shipping consumer's records are in the shipping database).
+
+    An event goes only when every record of it, here and there, is final and resolved since
+    before the cutoff. The event and its records here are deleted and committed first, then
+    its records there: at no moment is the event present while a record of it is missing (the
+    reconciler would take that for a lost message and send it again). A crash between the two
+    commits leaves those few records there, never read again: space, not a second run."""
+    here = [s.consumer for s in subscribers if records_of(s) is session_factory]
+    away: dict[int, tuple[SessionFactory, list[str]]] = {}
+    for subscriber in subscribers:
+        database = records_of(subscriber)
+        if database is not session_factory:
+            away.setdefault(id(database), (database, []))[1].append(subscriber.consumer)
+    with session_factory.begin() as session:
+        _bound(session)
+        candidates = session.scalars(_finished_here(cutoff, event_type, here).limit(limit)).all()
+        ready = set(candidates)
+        for database, consumers in away.values():
+            if ready:
+                ready &= _finished_in(database, ready, consumers, cutoff)
+        event_ids = [event_id for event_id in candidates if event_id in ready]
+        done = _delete(session, event_ids)
+    for database, consumers in away.values():
+        if event_ids:
+            with database.begin() as other:
+                _bound(other)
+                done.add(_delete_records(other, event_ids, consumers))
+    return done
+
+
+def _finished_in(database: SessionFactory, event_ids: set[str], consumers: list[str],
+                 cutoff: datetime) -> set[str]:
+    """Those of `event_ids` that every one of `consumers` finished (resolved) before the cutoff,
+    by their records in `database`."""
+    with database() as session:
+        rows = session.execute(
+            select(Delivery.event_id, func.count())
+            .where(Delivery.event_id.in_(event_ids), Delivery.consumer.in_(consumers),
+                   Delivery.state.in_(PRUNABLE_STATES), Delivery.updated_at < cutoff)
+            .group_by(Delivery.event_id))
+        return {event_id for event_id, resolved in rows if resolved >= len(consumers)}
+
+
+def _finished_here(cutoff: datetime, event_type: str, consumers: list[str]) -> Select[Any]:
+    """Events of the type finished before the cutoff with a record of each of `consumers` here."""
+    query = _finished_before(cutoff).where(OutboxEvent.event_type == event_type)
+    if consumers:
+        resolved = (select(func.count()).select_from(Delivery)
+                    .where(Delivery.event_id == OutboxEvent.id, Delivery.consumer.in_(consumers))
+                    .scalar_subquery())
+        query = query.where(resolved >= len(consumers))
+    return query
 
 
 def _finished_before(cutoff: datetime) -> Select[Any]:
@@ -203,16 +273,36 @@ def _finished_before(cutoff: datetime) -> Select[Any]:
             .with_for_update(skip_locked=True))
 
 
+def _bound(session: Session) -> None:
+    """PostgreSQL: this transaction neither runs nor waits for a lock for long."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+        session.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
+
+
 def _delete(session: Session, event_ids: Sequence[str]) -> Pruned:
     if not event_ids:
         return Pruned()
-    delivery_ids = select(Delivery.id).where(Delivery.event_id.in_(event_ids)).scalar_subquery()
+    done = _delete_records(session, event_ids)
+    done.events = _count(session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(event_ids))))
+    return done
+
+
+def _delete_records(session: Session, event_ids: Sequence[str],
+                    consumers: Sequence[str] | None = None) -> Pruned:
+    """The delivery records of `event_ids` (of `consumers` only, if given), with their error
+    history and audit trail."""
+    records = [Delivery.event_id.in_(event_ids)]
+    errors = [DeliveryError.event_id.in_(event_ids)]
+    if consumers is not None:
+        records.append(Delivery.consumer.in_(consumers))
+        errors.append(DeliveryError.consumer.in_(consumers))
+    delivery_ids = select(Delivery.id).where(*records).scalar_subquery()
     actions = _count(session.execute(delete(DeadLetterAction).where(
         DeadLetterAction.delivery_id.in_(delivery_ids))))
-    errors = _count(session.execute(delete(DeliveryError).where(DeliveryError.event_id.in_(event_ids))))
-    records = _count(session.execute(delete(Delivery).where(Delivery.event_id.in_(event_ids))))
-    events = _count(session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(event_ids))))
-    return Pruned(events=events, deliveries=records, errors=errors, actions=actions)
+    error_rows = _count(session.execute(delete(DeliveryError).where(*errors)))
+    deliveries = _count(session.execute(delete(Delivery).where(*records)))
+    return Pruned(deliveries=deliveries, errors=error_rows, actions=actions)
 
 
 def _count(result: Any) -> int:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 
+from config.settings import ORDERS
 from outbox.retention import prune
-from tasks.runtime import ORDERS, Runtime
+from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def prune_once(runtime: Runtime, stop: threading.Event | None = None, *, service
     """One pass over `service`'s database; returns how many events went (with their records)."""
     settings = runtime.settings
     done = prune(runtime.sessions(service), retention_seconds=settings.retention_seconds,
-                 records_here=runtime.keeps_records_of(service),
+                 records_of=runtime.records_of,
                  batch_size=settings.prune_batch_size, max_seconds=MAX_PASS_SECONDS,
                  stop=stop.is_set if stop else lambda: False)
     if done.events:

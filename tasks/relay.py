@@ -17,13 +17,13 @@ import threading
 
 from celery import Celery
 
-from config.settings import mask_url
+from config.settings import ORDERS, SHIPPING, mask_url
 from outbox.store import claim_unpublished, mark_published
 from outbox.subscriptions import durable_subscribers
 from outbox.wakeup import Wakeup, wakeup_for
 from tasks.backlog import consumers_behind
 from tasks.publisher import publish_events
-from tasks.runtime import ORDERS, Runtime
+from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _mask(text: str, app: Celery) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tasks.relay",
                                      description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--service", default=ORDERS,
+    parser.add_argument("--service", default=ORDERS, choices=(ORDERS, SHIPPING),
                         help="whose outbox to publish: orders (DATABASE_URL, the default) or shipping "
                              "(SHIPPING_DATABASE_URL)")
     service = parser.parse_args(argv).service

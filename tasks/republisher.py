@@ -24,10 +24,11 @@ import threading
 
 from celery import Celery
 
+from config.settings import ORDERS
 from outbox.reconcile import find_overdue, mark_republished
 from outbox.subscriptions import all_consumers, policy_for
 from tasks.publisher import publish_deliveries
-from tasks.runtime import ORDERS, Runtime
+from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -7,16 +7,12 @@ projects hand in their own settings before the first task runs.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from config.settings import Settings
 from outbox import tracing
 from outbox.db import SessionFactory, make_engine, make_session_factory
 from outbox.subscriptions import Subscriber, subscriber_for
-
-# The service whose database is `Settings.database_url` (the relay's default).
-ORDERS = "orders"
 
 
 @dataclass(frozen=True)
@@ -45,12 +41,6 @@ class Runtime:
     def records_of(self, subscriber: Subscriber) -> SessionFactory:
         """The database where `subscriber` keeps its delivery records (its service's)."""
         return self.sessions(subscriber.service)
-
-    def keeps_records_of(self, service: str) -> Callable[[Subscriber], bool]:
-        """Whether a subscriber's delivery records are in `service`'s database: what the relay
-        of that database may reconcile and must wait for before pruning an event."""
-        home = self.settings.database_url_for(service)
-        return lambda subscriber: self.settings.database_url_for(subscriber.service) == home
 
     def dispose(self) -> None:
         self.session_factory.kw["bind"].dispose()

@@ -40,8 +40,9 @@ def _login() -> None:
 def page():  # type: ignore[no-untyped-def]
     svc = services()
     orders = recent_orders(svc.session_factory, limit=RECENT_ORDERS)
-    letters = dead_letters.list_dead_letters(svc.session_factory)
-    consumers = consumer_control.list_consumers(svc.session_factory)
+    # Every service's letters and consumers, each from its own database (outbox/databases.py).
+    letters = dead_letters.list_dead_letters_everywhere(svc.databases)
+    consumers = consumer_control.list_consumers_everywhere(svc.databases)
     busy = any(d["state"] in IN_FLIGHT for o in orders for e in o["events"] for d in e["deliveries"].values())
     busy = busy or any(c["held"] or c["status"] != "running" for c in consumers)
     return render_template(
@@ -49,7 +50,7 @@ def page():  # type: ignore[no-untyped-def]
         orders=orders,
         dead_letters=letters,
         consumers=consumers,
-        groups=[g.as_dict() for g in groups.list_groups(svc.session_factory)],
+        groups=[g.as_dict() for g in groups.list_groups_everywhere(svc.databases)],
         flower_url=svc.settings.flower_url,
         token=auth.form_token(svc.settings.admin_password),
         notice=request.args.get("notice"),
@@ -61,9 +62,11 @@ def page():  # type: ignore[no-untyped-def]
 @blueprint.post("/dead-letters/<ref>/replay")
 def replay(ref: str):  # type: ignore[no-untyped-def]
     def act() -> str:
+        database, elsewhere = admin_api.letter_database(ref, None)  # the page posts task ids
         done = actions.replay_dead_letter(
-            services().session_factory, ref=ref, actor=admin_api.actor(request.form.get("by")),
-            reason=_reason("replayed from the operator page"), publish=admin_api.publisher())
+            database, ref=ref, actor=admin_api.actor(request.form.get("by")),
+            reason=_reason("replayed from the operator page"), publish=admin_api.publisher(),
+            event_sources=elsewhere)
         return f"replayed delivery {done.delivery_id} ({done.task_id})"
 
     return _form_action(act)
@@ -72,8 +75,9 @@ def replay(ref: str):  # type: ignore[no-untyped-def]
 @blueprint.post("/dead-letters/<ref>/discard")
 def discard(ref: str):  # type: ignore[no-untyped-def]
     def act() -> str:
+        database, _elsewhere = admin_api.letter_database(ref, None)
         done = actions.discard_dead_letter(
-            services().session_factory, ref=ref, actor=admin_api.actor(request.form.get("by")),
+            database, ref=ref, actor=admin_api.actor(request.form.get("by")),
             reason=_reason(""))
         return f"discarded delivery {done['id']}"
 
@@ -83,7 +87,7 @@ def discard(ref: str):  # type: ignore[no-untyped-def]
 @blueprint.post("/consumers/<name>/pause")
 def pause(name: str):  # type: ignore[no-untyped-def]
     def act() -> str:
-        view = consumer_control.pause(services().session_factory, name,
+        view = consumer_control.pause(services().databases.of_consumer(name), name,
                                       actor=admin_api.actor(request.form.get("by")), reason=_reason(""))
         return f"paused {view.consumer}: its deliveries are held until resumed"
 
@@ -93,7 +97,7 @@ def pause(name: str):  # type: ignore[no-untyped-def]
 @blueprint.post("/consumers/<name>/resume")
 def resume(name: str):  # type: ignore[no-untyped-def]
     def act() -> str:
-        view = consumer_control.resume(services().session_factory, name,
+        view = consumer_control.resume(services().databases.of_consumer(name), name,
                                        actor=admin_api.actor(request.form.get("by")),
                                        reason=_reason("resumed from the operator page"))
         return f"resumed {view.consumer}: now {view.status}"
@@ -104,10 +108,12 @@ def resume(name: str):  # type: ignore[no-untyped-def]
 @blueprint.post("/dead-letters/groups/<group>/replay")
 def replay_group(group: str):  # type: ignore[no-untyped-def]
     def act() -> str:
+        databases = services().databases
+        database = groups.database_of_group(databases, group)
         result = groups.replay_group(
-            services().session_factory, group=group, actor=admin_api.actor(request.form.get("by")),
+            database, group=group, actor=admin_api.actor(request.form.get("by")),
             reason=_reason("group replayed from the operator page"), publish=admin_api.publisher(),
-            per_second=admin_api.HTTP_BULK_RATE)
+            per_second=admin_api.HTTP_BULK_RATE, event_sources=databases.others(database))
         return f"group {group}: {len(result.replayed)} replayed, {len(result.refused)} skipped"
 
     return _form_action(act)
@@ -116,7 +122,7 @@ def replay_group(group: str):  # type: ignore[no-untyped-def]
 @blueprint.post("/dead-letters/groups/<group>/discard")
 def discard_group(group: str):  # type: ignore[no-untyped-def]
     def act() -> str:
-        done = groups.discard_group(services().session_factory, group=group,
+        done = groups.discard_group(groups.database_of_group(services().databases, group), group=group,
                                     actor=admin_api.actor(request.form.get("by")), reason=_reason(""))
         return f"group {group}: {len(done)} discarded"
 

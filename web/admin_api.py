@@ -1,10 +1,12 @@
 """Dead letters over HTTP (JSON), behind the operator's basic auth.
 
-    GET  /admin/api/dead-letters?consumer=&error=&since=&until=&state=&limit=
-    GET  /admin/api/dead-letters/<id>                 (id or task id <event_id>:<consumer>)
-    POST /admin/api/dead-letters/<id>/replay          {"by"?, "reason"?}
+    GET  /admin/api/dead-letters?consumer=&error=&since=&until=&state=&limit=   (every service's)
+    GET  /admin/api/dead-letters/<id>?service=        (id or task id <event_id>:<consumer>)
+    POST /admin/api/dead-letters/<id>/replay          {"by"?, "reason"?, "service"?}
     POST /admin/api/dead-letters/replay               {"consumer", "since"?, "until"?, "error"?, "limit"?}
-    POST /admin/api/dead-letters/<id>/discard         {"reason", "by"?}
+    POST /admin/api/dead-letters/<id>/discard         {"reason", "by"?, "service"?}
+    (a bare delivery id is the orders service's unless "service" says "shipping"; a task id
+    names its consumer, whose service is known)
     (consumers and dead-letter groups: web/admin_consumers_api.py)
 
 POST bodies must be JSON: a browser on another site cannot send that without
@@ -21,6 +23,7 @@ from flask import Blueprint, Flask, jsonify, request
 from orders.errors import InvalidArgument
 from outbox import dead_letter_actions as actions
 from outbox import dead_letters
+from outbox.db import SessionFactory
 from outbox.redelivery import Publish
 from web import auth
 from web.routes import json_body, services
@@ -58,20 +61,22 @@ def list_letters():  # type: ignore[no-untyped-def]
     filters = dead_letters.make_filters(consumer=args.get("consumer"), error=args.get("error"),
                                         since=args.get("since"), until=args.get("until"),
                                         state=args.get("state"), limit=args.get("limit"))
-    return jsonify(dead_letters=dead_letters.list_dead_letters(services().session_factory, filters))
+    return jsonify(dead_letters=dead_letters.list_dead_letters_everywhere(services().databases, filters))
 
 
 @blueprint.get("/dead-letters/<ref>")
 def show_letter(ref: str):  # type: ignore[no-untyped-def]
-    return jsonify(dead_letter=dead_letters.show_dead_letter(services().session_factory, ref))
+    database, elsewhere = letter_database(ref, request.args.get("service"))
+    return jsonify(dead_letter=dead_letters.show_dead_letter(database, ref, event_sources=elsewhere))
 
 
 @blueprint.post("/dead-letters/<ref>/replay")
 def replay_letter(ref: str):  # type: ignore[no-untyped-def]
     body = object_body(json_body())
-    done = actions.replay_dead_letter(services().session_factory, ref=ref, actor=actor(body.get("by")),
+    database, elsewhere = letter_database(ref, body.get("service"))
+    done = actions.replay_dead_letter(database, ref=ref, actor=actor(body.get("by")),
                                       reason=str(body.get("reason") or "replayed over the API"),
-                                      publish=publisher())
+                                      publish=publisher(), event_sources=elsewhere)
     return jsonify(replayed={"id": done.delivery_id, "task_id": done.task_id, "queue": done.consumer}), 202
 
 
@@ -84,19 +89,31 @@ def replay_letters():  # type: ignore[no-untyped-def]
                                         since=body.get("since"), until=body.get("until"),
                                         limit=body.get("limit") or HTTP_BULK_LIMIT)
     filters = replace(filters, limit=min(filters.limit, HTTP_BULK_LIMIT))
+    databases = services().databases
+    database = databases.of_consumer(filters.consumer)
     result = actions.replay_dead_letters(
-        services().session_factory, filters=filters, actor=actor(body.get("by")),
+        database, filters=filters, actor=actor(body.get("by")),
         reason=str(body.get("reason") or "bulk replay over the API"), publish=publisher(),
-        per_second=HTTP_BULK_RATE)
+        per_second=HTTP_BULK_RATE, event_sources=databases.others(database))
     return replay_answer(result)
 
 
 @blueprint.post("/dead-letters/<ref>/discard")
 def discard_letter(ref: str):  # type: ignore[no-untyped-def]
     body = object_body(json_body())
-    done = actions.discard_dead_letter(services().session_factory, ref=ref, actor=actor(body.get("by")),
+    database, _elsewhere = letter_database(ref, body.get("service"))
+    done = actions.discard_dead_letter(database, ref=ref, actor=actor(body.get("by")),
                                        reason=str(body.get("reason") or ""))
     return jsonify(discarded=done)
+
+
+def letter_database(ref: str, service: object) -> tuple[SessionFactory, list[SessionFactory]]:
+    """The database of the letter `ref` names (see the module's note), and the others."""
+    if service is not None and not isinstance(service, str):
+        raise InvalidArgument("\"service\" must be a string: orders or shipping")
+    databases = services().databases
+    database = databases.of_letter(ref, service or None)
+    return database, databases.others(database)
 
 
 def replay_answer(result: Any):  # type: ignore[no-untyped-def]

@@ -37,13 +37,13 @@ def _login() -> None:
 
 @blueprint.get("/consumers")
 def list_consumers():  # type: ignore[no-untyped-def]
-    return jsonify(consumers=consumer_control.list_consumers(services().session_factory))
+    return jsonify(consumers=consumer_control.list_consumers_everywhere(services().databases))
 
 
 @blueprint.post("/consumers/<name>/pause")
 def pause(name: str):  # type: ignore[no-untyped-def]
     body = object_body(json_body())
-    view = consumer_control.pause(services().session_factory, name, actor=actor(body.get("by")),
+    view = consumer_control.pause(services().databases.of_consumer(name), name, actor=actor(body.get("by")),
                                   reason=str(body.get("reason") or ""))
     return jsonify(consumer=consumer_control.describe(view))
 
@@ -51,7 +51,7 @@ def pause(name: str):  # type: ignore[no-untyped-def]
 @blueprint.post("/consumers/<name>/resume")
 def resume(name: str):  # type: ignore[no-untyped-def]
     body = object_body(json_body())
-    view = consumer_control.resume(services().session_factory, name, actor=actor(body.get("by")),
+    view = consumer_control.resume(services().databases.of_consumer(name), name, actor=actor(body.get("by")),
                                    reason=str(body.get("reason") or "resumed over the API"))
     return jsonify(consumer=consumer_control.describe(view))
 
@@ -61,26 +61,30 @@ def list_groups():  # type: ignore[no-untyped-def]
     consumer = request.args.get("consumer") or None
     if consumer:
         dead_letters.make_filters(consumer=consumer)  # unknown consumer: 422
-    found = groups.list_groups(services().session_factory, consumer=consumer)
+    found = groups.list_groups_everywhere(services().databases, consumer=consumer)
     return jsonify(groups=[g.as_dict() for g in found])
 
 
 @blueprint.post("/dead-letters/groups/<group>/replay")
 def replay_group(group: str):  # type: ignore[no-untyped-def]
     body = object_body(json_body())
-    ids = groups.members(services().session_factory, group)
+    databases = services().databases
+    database = groups.database_of_group(databases, group)
+    ids = groups.members(database, group)
     if len(ids) > HTTP_GROUP_LIMIT:
         raise InvalidArgument(f"group {group} has {len(ids)} letters; over HTTP at most "
                                      f"{HTTP_GROUP_LIMIT}: use `orderflow dead-letters replay-group`")
-    result = groups.replay_group(services().session_factory, group=group, actor=actor(body.get("by")),
+    result = groups.replay_group(database, group=group, actor=actor(body.get("by")),
                                  reason=str(body.get("reason") or "group replay over the API"),
-                                 publish=publisher(), per_second=HTTP_BULK_RATE)
+                                 publish=publisher(), per_second=HTTP_BULK_RATE,
+                                 event_sources=databases.others(database))
     return replay_answer(result)
 
 
 @blueprint.post("/dead-letters/groups/<group>/discard")
 def discard_group(group: str):  # type: ignore[no-untyped-def]
     body = object_body(json_body())
-    done = groups.discard_group(services().session_factory, group=group, actor=actor(body.get("by")),
+    database = groups.database_of_group(services().databases, group)
+    done = groups.discard_group(database, group=group, actor=actor(body.get("by")),
                                 reason=str(body.get("reason") or ""))
     return jsonify(discarded=done)

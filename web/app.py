@@ -43,6 +43,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(customers.blueprint)
     app.register_blueprint(live.blueprint)
     admin.register(app)  # the operator page and /admin/api (basic auth)
-    metrics.register(app, services.session_factory)
+    metrics.register(app, services.databases)
     logging.getLogger("orders").setLevel(logging.INFO)
     return app

@@ -1,4 +1,4 @@
-"""`/metrics` for Prometheus: deliveries, dead letters, retries and outbox lag, per consumer; each
+"""`/metrics` for Prometheus: deliveries, dead letters, retries per consumer; outbox lag per service; each
 consumer's status (running, paused, breaker open), held deliveries and how long its breaker is open.
 
 A custom collector reads the database on each scrape (outbox/monitoring.py),
@@ -9,7 +9,8 @@ so it works the same behind several gunicorn workers. Open like Flower's
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -18,8 +19,8 @@ from prometheus_client.registry import Collector
 
 from outbox import consumer_control
 from outbox.clock import utcnow
-from outbox.db import SessionFactory
-from outbox.monitoring import snapshot
+from outbox.databases import ServiceDatabases
+from outbox.monitoring import Snapshot, snapshot
 from outbox.states import DEAD, HELD, DeliveryState
 from outbox.subscriptions import all_consumers
 
@@ -31,20 +32,40 @@ CONSUMER_STATUSES = ("running", "paused", "breaker_open", "breaker_half_open")
 
 
 class DatabaseCollector(Collector):
-    def __init__(self, session_factory: SessionFactory) -> None:
-        self._session_factory = session_factory
+    """Every service's database (outbox/databases.py): deliveries and consumers each from the
+    database that keeps them, the outbox series labelled by service (an alert per relay)."""
+
+    def __init__(self, databases: ServiceDatabases) -> None:
+        self._databases = databases
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("orderflow_database_up", "1 if the metrics could be read from the database")
-        try:
-            snap = snapshot(self._session_factory)
-        except Exception as exc:  # a scrape must answer even when the database does not
-            log.warning("metrics: database unavailable (%s)", type(exc).__name__)
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
+        up = GaugeMetricFamily("orderflow_database_up", "1 if the metrics could be read from the database",
+                               labels=["service"])
+        unpublished = GaugeMetricFamily("orderflow_outbox_unpublished", "Outbox events not yet published",
+                                        labels=["service"])
+        lag = GaugeMetricFamily("orderflow_outbox_lag_seconds",
+                                "Age of the oldest unpublished outbox event (0 when none)",
+                                labels=["service"])
+        snaps: dict[str, Snapshot] = {}
+        for database in self._databases.distinct():
+            service = "+".join(self._databases.services_in(database))  # two services may share one
+            try:
+                snaps[service] = snapshot(database)
+            except Exception as exc:  # a scrape must answer even when a database does not
+                log.warning("metrics: %s database unavailable (%s)", service, type(exc).__name__)
+                up.add_metric([service], 0)
+                continue
+            up.add_metric([service], 1)
+            unpublished.add_metric([service], snaps[service].unpublished)
+            lag.add_metric([service], snaps[service].outbox_lag_seconds)
+        yield from (up, unpublished, lag)
+        if len(snaps) < len(self._databases.distinct()):
+            return  # per-consumer counts from some databases only would read as wrong numbers
+        counts = Counter[tuple[str, str]]()
+        retried = Counter[str]()
+        for snap in snaps.values():
+            counts.update(snap.deliveries)
+            retried.update(snap.retries)
         deliveries = GaugeMetricFamily("orderflow_deliveries", "Delivery records by consumer and state",
                                        labels=["consumer", "state"])
         dead = GaugeMetricFamily("orderflow_dead_letters", "Dead letters waiting for an operator",
@@ -53,20 +74,15 @@ class DatabaseCollector(Collector):
                                       labels=["consumer"])
         for consumer in all_consumers():  # every series exists from the start, at 0
             for state in STATES:
-                deliveries.add_metric([consumer, state], snap.deliveries.get((consumer, state), 0))
-            dead.add_metric([consumer], snap.deliveries.get((consumer, DEAD), 0))
-            retries.add_metric([consumer], snap.retries.get(consumer, 0))
+                deliveries.add_metric([consumer, state], counts.get((consumer, state), 0))
+            dead.add_metric([consumer], counts.get((consumer, DEAD), 0))
+            retries.add_metric([consumer], retried.get(consumer, 0))
         yield from (deliveries, dead, retries)
-        yield from _consumer_metrics(self._session_factory, snap.deliveries)
-        yield GaugeMetricFamily("orderflow_outbox_unpublished", "Outbox events not yet published",
-                                value=snap.unpublished)
-        yield GaugeMetricFamily("orderflow_outbox_lag_seconds",
-                                "Age of the oldest unpublished outbox event (0 when none)",
-                                value=snap.outbox_lag_seconds)
+        yield from _consumer_metrics(self._databases, counts)
 
 
-def _consumer_metrics(session_factory: SessionFactory,
-                      deliveries: dict[tuple[str, str], int]) -> Iterator[Metric]:
+def _consumer_metrics(databases: ServiceDatabases,
+                      deliveries: Mapping[tuple[str, str], int]) -> Iterator[Metric]:
     """Each consumer's status (1 for the one it is in), held deliveries, how long its breaker is open."""
     status = GaugeMetricFamily("orderflow_consumer_status",
                                "1 for the consumer's current status: running, paused, breaker_open, "
@@ -77,7 +93,7 @@ def _consumer_metrics(session_factory: SessionFactory,
                                  "How long the consumer's breaker has been open (0 when closed)",
                                  labels=["consumer"])
     now = utcnow()
-    for consumer, view in consumer_control.views(session_factory).items():
+    for consumer, view in consumer_control.views_everywhere(databases).items():
         for name in CONSUMER_STATUSES:
             status.add_metric([consumer, name], 1 if view.status == name else 0)
         held.add_metric([consumer], deliveries.get((consumer, HELD), 0))
@@ -86,9 +102,9 @@ def _consumer_metrics(session_factory: SessionFactory,
     yield from (status, held, open_for)
 
 
-def register(app: Flask, session_factory: SessionFactory) -> None:
+def register(app: Flask, databases: ServiceDatabases) -> None:
     registry = CollectorRegistry(auto_describe=False)  # per app: tests build many apps
-    registry.register(DatabaseCollector(session_factory))
+    registry.register(DatabaseCollector(databases))
     app.extensions["orderflow_metrics"] = registry
     app.register_blueprint(blueprint)
 

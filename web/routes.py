@@ -77,7 +77,7 @@ def placed_order_view(placed: PlacedOrder) -> dict[str, Any]:
 @blueprint.get("/orders/<order_id>")
 def show_order(order_id: str):  # type: ignore[no-untyped-def]
     svc = services()
-    others = [db for db in svc.databases.values() if db is not svc.session_factory]
+    others = svc.databases.others(svc.session_factory)
     return jsonify(order=get_order(svc.session_factory, order_id, others=others))
 
 

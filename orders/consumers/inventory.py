@@ -41,6 +41,7 @@ def reserve_stock(session: Session, event_id: str, payload: dict[str, Any]) -> d
     move_status(session, order_id=order_id, from_statuses=[PLACED],
                 to=RESERVED if every_line else BACKORDERED,
                 event_type=ORDER_RESERVED if every_line else ORDER_BACKORDERED,
+                needs_address=every_line,  # order.reserved books a parcel: it needs somewhere to go
                 lines=[{"sku": sku, "quantity": quantity, "fulfilment": outcomes[sku]}
                        for sku, quantity in wanted])
     return outcomes

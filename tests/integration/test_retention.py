@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,6 +16,8 @@ from outbox.clock import utcnow
 from outbox.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent
 from outbox.retention import prune
 from tasks import pruner
+from tasks import runtime as runtime_module
+from tests.support.databases import fresh_database
 from tests.support.orders import place
 from web import create_app
 
@@ -111,8 +115,11 @@ def test_an_order_whose_records_were_pruned_still_answers(settings, session_fact
 @pytest.fixture
 def orderflow(database_url, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("SHIPPING_DATABASE_URL", database_url)  # as the integration settings have it
 
-    def run(*argv: str) -> tuple[int, str, str]:
+    def run(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
         code = main(list(argv))
         out, err = capsys.readouterr()
         return code, out, err
@@ -161,17 +168,51 @@ def test_prune_leaves_an_event_someone_holds_and_does_not_wait_for_it(session_fa
     assert count(session_factory, OutboxEvent, held) == 0
 
 
-def test_an_event_whose_consumer_records_in_another_database_is_kept(session_factory):
-    # inventory here stands for a consumer of another service, with its own database: its
-    # records cannot be read from this one, so nothing says it finished (it may be a dead
-    # letter there, whose replay needs this event).
-    old = finished(session_factory, days_ago=40, states={"email": "succeeded", "analytics": "succeeded"})
+@pytest.fixture
+def shipping_url(database_url, tmp_path):
+    kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    with fresh_database(kind, tmp_path / "shipping") as url:
+        yield url
 
-    elsewhere = prune(session_factory, retention_seconds=30 * DAY,
-                      records_here=lambda subscriber: subscriber.consumer != "inventory")
-    assert elsewhere.events == 0 and count(session_factory, OutboxEvent, old) == 1
 
-    finished_here = finished(session_factory, days_ago=40)
-    assert prune(session_factory, retention_seconds=30 * DAY).events == 1  # one database: as usual
-    assert count(session_factory, OutboxEvent, finished_here) == 0
-    assert count(session_factory, OutboxEvent, old) == 1
+def hop(runtime, *, written_in: str, event_type: str, consumer: str, state: str, days_ago: float) -> str:
+    """An event written in `written_in`'s outbox, its consumer's record in the other service's
+    database (as order.reserved -> shipping, shipment.booked -> fulfilment), `days_ago` old."""
+    at = utcnow() - timedelta(days=days_ago)
+    event_id = str(uuid.uuid4())
+    with runtime.sessions(written_in).begin() as session:
+        session.add(OutboxEvent(id=event_id, event_type=event_type, aggregate_id="o-1", payload={},
+                                created_at=at, published_at=at))
+    with runtime.sessions_of(consumer).begin() as session:
+        session.add(Delivery(event_id=event_id, consumer=consumer, state=state, attempts=1,
+                             created_at=at, updated_at=at))
+        session.add(DeliveryError(event_id=event_id, consumer=consumer, attempt=1, outcome="retrying",
+                                  error="TransientError: later", created_at=at))
+    return event_id
+
+
+def test_events_crossing_databases_are_pruned_once_the_other_side_finished(settings, shipping_url,
+                                                                          orderflow):
+    runtime = runtime_module.configure(dataclasses.replace(settings, shipping_database_url=shipping_url))
+    orders_db, shipping_db = runtime.session_factory, runtime.sessions("shipping")
+    assert orders_db is not shipping_db
+    done = hop(runtime, written_in="orders", event_type="order.reserved", consumer="shipping",
+               state="succeeded", days_ago=40)
+    dead = hop(runtime, written_in="orders", event_type="order.reserved", consumer="shipping",
+               state="dead", days_ago=40)  # a letter there: its replay needs this event
+    recent = hop(runtime, written_in="orders", event_type="order.reserved", consumer="shipping",
+                 state="succeeded", days_ago=1)
+    answered = hop(runtime, written_in="shipping", event_type="shipment.booked", consumer="fulfilment",
+                   state="succeeded", days_ago=40)
+
+    assert pruner.prune_once(runtime) == 1  # the orders relay's pruner: order.reserved
+    assert count(orders_db, OutboxEvent, done) == 0
+    assert (count(shipping_db, Delivery, done), count(shipping_db, DeliveryError, done)) == (0, 0)
+    for kept in (dead, recent):
+        assert count(orders_db, OutboxEvent, kept) == 1 and count(shipping_db, Delivery, kept) == 1
+
+    code, out, err = orderflow("prune", env={"SHIPPING_DATABASE_URL": shipping_url})  # shipment.*
+    assert (code, err) == (0, "") and out.startswith("pruned 1 outbox event(s), 1 delivery record(s), "
+                                                     "1 attempt error(s)")
+    assert count(shipping_db, OutboxEvent, answered) == 0 and count(orders_db, Delivery, answered) == 0
+    assert count(orders_db, OutboxEvent, dead) == 1 and count(shipping_db, Delivery, dead) == 1

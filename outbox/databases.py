@@ -1,0 +1,72 @@
+"""Each service's database, and which one holds a consumer's things.
+
+A consumer's delivery records, dead letters, pause and breaker live in its
+service's database (`Subscriber.service`), whichever service published the
+event it consumes. The operator's tools (CLI, operator page, /admin/api,
+/metrics) read every service's database through this map, so a letter of the
+shipping service is listed, replayed and counted like one of the orders service.
+Two services may share one database: `distinct()` then gives it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from outbox.db import SessionFactory
+from outbox.errors import InvalidArgument
+from outbox.subscriptions import registry
+
+
+class ServiceDatabases(Mapping[str, SessionFactory]):
+    def __init__(self, by_service: Mapping[str, SessionFactory], *, home: str) -> None:
+        if home not in by_service:
+            raise ValueError(f"the home service {home!r} has no database")
+        self._by_service = dict(by_service)
+        self.home = home  # where a consumer declared without a service of its own records
+
+    def __getitem__(self, service: str) -> SessionFactory:
+        return self._by_service[service]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_service)
+
+    def __len__(self) -> int:
+        return len(self._by_service)
+
+    def named(self, service: str | None) -> SessionFactory:
+        """`service`'s database (None: the home one); an unknown name is refused in one line."""
+        if service is None:
+            return self._by_service[self.home]
+        if service not in self._by_service:
+            raise InvalidArgument(f"unknown service {service!r}: one of {', '.join(self._by_service)}")
+        return self._by_service[service]
+
+    def of_consumer(self, consumer: str | None) -> SessionFactory:
+        """Where `consumer` keeps its records, letters and controls (home when it names none)."""
+        service = registry.service_of(consumer) if consumer else None
+        return self._by_service.get(service or self.home, self._by_service[self.home])
+
+    def distinct(self) -> list[SessionFactory]:
+        """Each database once, the home one first."""
+        found = [self._by_service[self.home]]
+        for database in self._by_service.values():
+            if all(database is not seen for seen in found):
+                found.append(database)
+        return found
+
+    def others(self, database: SessionFactory) -> list[SessionFactory]:
+        """The databases other than `database`: where an event is when another service wrote it."""
+        return [other for other in self.distinct() if other is not database]
+
+    def services_in(self, database: SessionFactory) -> list[str]:
+        """The services whose database `database` is."""
+        return [name for name, found in self._by_service.items() if found is database]
+
+    def of_letter(self, ref: str | int, service: str | None = None) -> SessionFactory:
+        """The database of the delivery `ref` names: `service`'s when given, else that of the
+        consumer a task id `<event_id>:<consumer>` names, else the home one. (A bare delivery id
+        is a number in one database: the same number in another is another delivery.)"""
+        if service is not None:
+            return self.named(service)
+        text = str(ref).strip()
+        return self.of_consumer(text.rsplit(":", 1)[1] if ":" in text else None)

@@ -1,0 +1,154 @@
+"""The operator's tools reach the shipping service's database too: its dead letters are listed,
+counted, grouped and replayed (one by one, in bulk, by group), its consumer paused and resumed,
+from /admin/api, the /admin page, /metrics and the command line. Real worker, two databases."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from cli.main import main
+from outbox import consumer_control
+from outbox.models import ConsumerState, Delivery, OutboxEvent
+from tasks.relay import relay_once
+from tests.support.databases import fresh_database
+from tests.support.orders import address, place
+from tests.support.waiting import wait_until
+from web import create_app
+
+PASSWORD = "s3cret-for-tests"
+LOGIN = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
+# 99999: the carrier is away for the first 4 attempts of a booking; shipping gives up after 2.
+# So the letter dies, a replay (2 more attempts) dies again, and a second replay ships.
+UNAVAILABLE_ATTEMPTS = 4
+
+
+@pytest.fixture
+def shipping_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    with fresh_database(kind, tmp_path / "shipping") as url:
+        yield url
+
+
+@pytest.fixture
+def settings(settings, shipping_url):  # shipping on a database of its own; a carrier away for a while
+    return dataclasses.replace(settings, shipping_database_url=shipping_url,
+                               carrier_unavailable_attempts=UNAVAILABLE_ATTEMPTS)
+
+
+@pytest.fixture
+def client(settings, runtime):
+    configured = dataclasses.replace(settings, admin_password=PASSWORD)
+    return create_app({"ORDERFLOW_SETTINGS": configured, "AFTER_COMMIT": None}).test_client()
+
+
+@pytest.fixture
+def orderflow(database_url, shipping_url, monkeypatch, capsys):
+    """The command line as an operator runs it: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("SHIPPING_DATABASE_URL", shipping_url)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def shipping_delivery(runtime, order_id: str) -> Delivery | None:
+    """The shipping consumer's record of the order's `order.reserved` (in the shipping database)."""
+    with runtime.session_factory() as session:
+        event_id = session.scalar(select(OutboxEvent.id).where(
+            OutboxEvent.aggregate_id == order_id, OutboxEvent.event_type == "order.reserved"))
+    if event_id is None:
+        return None
+    with runtime.sessions("shipping")() as session:
+        return session.scalar(select(Delivery).where(Delivery.event_id == event_id,
+                                                     Delivery.consumer == "shipping"))
+
+
+def until_shipping_is(celery_app, runtime, order_ids: list[str], state: str) -> None:
+    def reached() -> bool:
+        relay_once(celery_app, runtime, grace_seconds=0)
+        found = [shipping_delivery(runtime, order_id) for order_id in order_ids]
+        return all(d is not None and d.state == state for d in found)
+
+    wait_until(reached, interval=0.1, message=f"shipping deliveries {state}")
+
+
+def metric(text: str, name: str, labels: str) -> float:
+    found = re.search(rf"^{re.escape(name)}{{{re.escape(labels)}}} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert found, f"{name}{{{labels}}} not in /metrics"
+    return float(found.group(1))
+
+
+def test_shipping_letters_are_listed_counted_and_replayed_from_every_tool(
+    celery_app, runtime, worker, smtp_sink, use_policies, client, orderflow
+):
+    use_policies({"shipping": {"max_retries": 1, "backoff_base": 0.1, "backoff_max": 0.2}})
+    orders = [place(runtime.session_factory, shipping_address=address(postcode="99999")).order_id
+              for _ in range(2)]
+    until_shipping_is(celery_app, runtime, orders, "dead")
+
+    # Listed from the shipping database, with its order (the event is in the orders database).
+    listed = client.get("/admin/api/dead-letters", headers=LOGIN).json["dead_letters"]
+    assert sorted((d["service"], d["consumer"], d["order_id"]) for d in listed) == sorted(
+        ("shipping", "shipping", order_id) for order_id in orders)
+    page = client.get("/admin", headers=LOGIN).get_data(as_text=True)
+    assert page.count('data-service="shipping"') == 2
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric(text, "orderflow_dead_letters", 'consumer="shipping"') == 2
+    assert metric(text, "orderflow_database_up", 'service="shipping"') == 1
+    assert metric(text, "orderflow_outbox_unpublished", 'service="shipping"') == 0
+    code, out, _ = orderflow("dead-letters", "list", "--consumer", "shipping")
+    assert code == 0 and out.count(" shipping ") == 2 and "2 dead deliveries" in out
+    one = shipping_delivery(runtime, orders[0])
+    assert one is not None
+    shown = client.get(f"/admin/api/dead-letters/{one.id}?service=shipping", headers=LOGIN).json
+    assert shown["dead_letter"]["event_type"] == "order.reserved"
+    assert shown["dead_letter"]["payload"]["order_id"] == orders[0]
+
+    # Bulk replay by consumer: both go again (2 attempts each: the carrier is still away).
+    replayed = client.post("/admin/api/dead-letters/replay", headers=LOGIN,
+                           json={"consumer": "shipping", "reason": "carrier back?"})
+    assert replayed.status_code == 202 and len(replayed.json["replayed"]) == 2
+    wait_until(lambda: all((d := shipping_delivery(runtime, o)) is not None and d.attempts == 2
+                           and d.state == "dead" for o in orders), message="both died again")
+
+    # The group replay, from the command line: now the carrier answers, both ship.
+    code, out, _ = orderflow("dead-letters", "groups", "--consumer", "shipping")
+    assert code == 0
+    group = out.strip().splitlines()[1].split()
+    assert group[1:4] == ["shipping", "shipping", "2"]
+    code, out, err = orderflow("dead-letters", "replay-group", group[0], "--rate", "50", "--reason", "back")
+    assert (code, err) == (0, "") and "2 replayed, 0 skipped" in out
+    until_shipping_is(celery_app, runtime, orders, "succeeded")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric(text, "orderflow_dead_letters", 'consumer="shipping"') == 0
+
+
+def test_pausing_shipping_from_the_web_holds_it_in_its_own_database(client, runtime):
+    paused = client.post("/admin/api/consumers/shipping/pause", headers=LOGIN,
+                         json={"reason": "carrier maintenance", "by": "ada"})
+    assert paused.status_code == 200 and paused.json["consumer"]["status"] == "paused"
+    # Where the shipping workers read it; nothing of it in the orders database.
+    assert consumer_control.read(runtime.sessions("shipping"), "shipping").paused
+    with runtime.session_factory() as session:
+        assert session.get(ConsumerState, "shipping") is None
+    listed = {c["consumer"]: c for c in client.get("/admin/api/consumers", headers=LOGIN).json["consumers"]}
+    assert listed["shipping"]["status"] == "paused" and listed["email"]["status"] == "running"
+    page = client.get("/admin", headers=LOGIN).get_data(as_text=True)
+    assert "carrier maintenance" in page
+    assert client.post("/admin/api/consumers/shipping/resume", headers=LOGIN,
+                       json={}).json["consumer"]["status"] == "running"
+    assert not consumer_control.read(runtime.sessions("shipping"), "shipping").paused
