@@ -44,11 +44,13 @@ def get_order(session_factory: SessionFactory, order_id: str, *,
     }
 
 
-def recent_orders(session_factory: SessionFactory, *, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest orders with their events' per-consumer delivery status (the operator page)."""
+def recent_orders(session_factory: SessionFactory, *, limit: int = 20,
+                  others: Sequence[SessionFactory] = ()) -> list[dict[str, Any]]:
+    """The newest orders with their events' per-consumer delivery status (the operator page);
+    `others`: as for `get_order`."""
     with session_factory() as session:
         orders = session.scalars(select(Order).order_by(Order.created_at.desc()).limit(limit)).all()
-        events = events_of(session, [order.id for order in orders])
+        events = events_of(session, [order.id for order in orders], others=others)
     return [{**order_summary(order), "events": events[order.id]} for order in orders]
 
 

@@ -93,7 +93,9 @@ class SimulatedCarrier:
                                       (booking_id,)).fetchone()
                 if count <= self._unavailable_attempts:
                     db.commit()  # the attempt counts even though this call fails
-                    raise CarrierUnavailable(f"carrier unavailable (attempt {count} of booking {booking_id})")
+                    # The same words every time (a real carrier's 503 does not count): the
+                    # operator's dead-letter groups gather the letters of one outage together.
+                    raise CarrierUnavailable(f"carrier unavailable for booking {booking_id}, try later")
             # Same booking id, same parcel: `calls` counts how often it was asked (tests read it).
             db.execute("INSERT INTO bookings VALUES (?, ?, ?, 1) ON CONFLICT (booking_id) "
                        "DO UPDATE SET calls = calls + 1",

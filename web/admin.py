@@ -39,7 +39,8 @@ def _login() -> None:
 @blueprint.get("")
 def page():  # type: ignore[no-untyped-def]
     svc = services()
-    orders = recent_orders(svc.session_factory, limit=RECENT_ORDERS)
+    orders = recent_orders(svc.session_factory, limit=RECENT_ORDERS,
+                           others=svc.databases.others(svc.session_factory))
     # Every service's letters and consumers, each from its own database (outbox/databases.py).
     letters = dead_letters.list_dead_letters_everywhere(svc.databases)
     consumers = consumer_control.list_consumers_everywhere(svc.databases)

@@ -1,6 +1,7 @@
 """Live delivery status: the order page, and where its stream is.
 
-    GET /orders/<id>/page     an HTML page showing the statuses live (EventSource)
+    GET /orders/<id>/page     an HTML page showing the order's status and each hop's deliveries
+                              live (EventSource), rows added as the chain goes on
     GET /orders/<id>/events   307 to the stream server (live/, STREAM_PUBLIC_URL)
 
 The stream itself is served by the stream server (`python -m live`, the
@@ -22,7 +23,10 @@ blueprint = Blueprint("live", __name__, template_folder="templates")
 
 
 def statuses(order: dict[str, Any]) -> list[dict[str, Any]]:
-    return delivery_statuses(order["events"])
+    """Each delivery's status, with the type of the event it delivers (the page's first column)."""
+    types = {event["event_id"]: event["type"] for event in order["events"]}
+    return [{**status, "event_type": types.get(status["event_id"])}
+            for status in delivery_statuses(order["events"])]
 
 
 def stream_url(order_id: str) -> str:
@@ -38,6 +42,7 @@ def order_events(order_id: str) -> Response:
 
 @blueprint.get("/orders/<order_id>/page")
 def order_page(order_id: str) -> str:
-    order = get_order(services().session_factory, order_id)
+    svc = services()
+    order = get_order(svc.session_factory, order_id, others=svc.databases.others(svc.session_factory))
     return render_template("order_page.html", order=order, statuses=statuses(order),
                            stream_url=stream_url(order_id))

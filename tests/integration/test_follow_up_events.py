@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from email import message_from_bytes
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from orders.models import Order
 from outbox.models import OutboxEvent
@@ -45,6 +45,21 @@ def test_a_reserved_order_writes_order_reserved_once_with_its_address(celery_app
     assert reserved.payload["event_id"] == reserved.id and reserved.published_at is None
     relay_until_quiet(celery_app, runtime)
     assert outbox_event(runtime.session_factory, reserved.id).published_at is not None
+
+
+def test_an_order_placed_before_addresses_is_reserved_and_not_sent_to_shipping(celery_app, runtime,
+                                                                             worker):
+    # Placed before migration 0008 (address columns null), its order.created handled after the
+    # upgrade: stock taken and `reserved` as usual, but no order.reserved: nowhere to ship to.
+    placed = place(runtime.session_factory, lines=[{"sku": "mug", "quantity": 1}])
+    with runtime.session_factory.begin() as session:
+        session.execute(update(Order).where(Order.id == placed.order_id).values(
+            ship_line1=None, ship_city=None, ship_postcode=None, ship_country=None))
+    relay_until_quiet(celery_app, runtime)
+    wait_until(lambda: all_final(runtime.session_factory, placed.event_id))
+
+    assert status(runtime.session_factory, placed.order_id) == "reserved"
+    assert [e.event_type for e in events_of(runtime.session_factory, placed.order_id)] == ["order.created"]
 
 
 def test_a_backordered_order_gets_one_delay_mail_however_often_each_hop_is_delivered(

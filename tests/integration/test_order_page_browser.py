@@ -1,4 +1,5 @@
-"""The order page in headless Chromium: its statuses change live while the deliveries run."""
+"""The order page in headless Chromium: its statuses change live while the deliveries run, and
+it follows the order through the chain to `shipped`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tests.support.browser import screenshot
 from tests.support.http_server import serve
 from tests.support.orders import place
 from tests.support.stream_server import serve_streams
+from tests.support.waiting import wait_until
 from web import create_app
 
 pytestmark = pytest.mark.browser
@@ -55,5 +57,19 @@ def test_order_page_shows_email_retrying_then_succeeded_live(
         expect(browser_page.locator("#delivery-email .attempts")).to_have_text("2")
         for consumer in ("inventory", "analytics"):
             expect(browser_page.locator(f"#delivery-{consumer} .state")).to_have_text("succeeded")
-        expect(browser_page.locator("#stream-state")).to_have_text("all final", timeout=5_000)
+        expect(browser_page.locator("#order-status")).to_have_text("reserved")
+
+        # The chain goes on (the relay publishes each hop's event): the page grows a row per
+        # hop, and the stream ends only once the order is shipped.
+        def chain_done() -> bool:
+            relay_once(celery_app, runtime, grace_seconds=0)
+            return browser_page.locator("#stream-state").text_content() == "all final"
+
+        wait_until(chain_done, timeout=30, interval=0.2, message="the stream followed the order to the end")
+        expect(browser_page.locator("#order-status")).to_have_text("shipped")
+        for consumer, event in (("shipping", "order.reserved"), ("fulfilment", "shipment.booked"),
+                                ("customer_mail", "order.shipped")):
+            expect(browser_page.locator(f"#delivery-{consumer} .state")).to_have_text("succeeded")
+            expect(browser_page.locator(f"#delivery-{consumer} .event")).to_have_text(event)
+        expect(browser_page.locator("#delivery-email .event")).to_have_text("order.created")
         screenshot(browser_page, "order-page-live")
