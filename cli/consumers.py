@@ -17,7 +17,6 @@ from bootstrap import Services
 from cli.dead_letters import table
 from config.settings import operator_name
 from outbox import consumer_control
-from outbox.db import SessionFactory
 
 
 def add_parser(commands: Any) -> None:
@@ -37,12 +36,12 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace, services: Services) -> None:
     if args.action == "pause":
-        view = consumer_control.pause(_database_of(args.name, services), args.name, actor=args.by,
+        view = consumer_control.pause(services.databases.of_consumer(args.name), args.name, actor=args.by,
                                       reason=args.reason)
         print(f"paused {view.consumer} (by {view.paused_by}): its deliveries are held until resumed")
         return
     if args.action == "resume":
-        view = consumer_control.resume(_database_of(args.name, services), args.name, actor=args.by,
+        view = consumer_control.resume(services.databases.of_consumer(args.name), args.name, actor=args.by,
                                        reason=args.reason)
         print(f"resumed {view.consumer}: now {view.status}")
         return
@@ -55,11 +54,6 @@ def run(args: argparse.Namespace, services: Services) -> None:
                 [[r["consumer"], r["status"], r["held"], _breaker(r["breaker"]),
                   r["paused_at"] or r["breaker"]["opened_at"] or "", r["paused_by"] or "",
                   r["paused_reason"] or ""] for r in rows]))
-
-
-def _database_of(consumer: str, services: Services) -> SessionFactory:
-    """Where the consumer's pause and breaker live: its service's database."""
-    return services.databases.of_consumer(consumer)
 
 
 def _breaker(breaker: dict[str, Any]) -> str:

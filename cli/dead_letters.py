@@ -183,15 +183,15 @@ def _groups(args: argparse.Namespace, services: Services) -> None:
 
 
 def _database_of(args: argparse.Namespace, services: Services) -> tuple[SessionFactory, list[SessionFactory]]:
-    """The database of the letter named (`--service`, else its consumer's: by `--consumer` or
-    the task id's `:<consumer>`, else orders), and the others, where its event is when another
-    service wrote it."""
+    """The database of the letter named (outbox/databases.py: `--service`, the consumer of
+    `--consumer` or of the task id, else where a dead letter of that number is), and the
+    others, where its event is when another service wrote it."""
     databases = services.databases
+    service = getattr(args, "service", None)
     if getattr(args, "consumer", None):
-        database = (databases.named(args.service) if getattr(args, "service", None)
-                    else databases.of_consumer(args.consumer))
+        database = databases.of_consumer(args.consumer, service)
     else:
-        database = databases.of_letter(args.id, getattr(args, "service", None))
+        database = databases.of_letter(args.id, service)
     return database, databases.others(database)
 
 
@@ -222,8 +222,8 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_service(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--service", choices=SERVICES, help="whose database the delivery id is in: orders "
-                        "(default) or shipping; a task id or --consumer says it by itself")
+    parser.add_argument("--service", choices=SERVICES, help="whose database the delivery id is in (needed "
+                        "only when both have a dead letter of that number); a task id says it by itself")
 
 
 def _add_audit(parser: argparse.ArgumentParser, *, reason_required: bool) -> None:

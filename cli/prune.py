@@ -49,8 +49,8 @@ def run(args: argparse.Namespace, settings: Settings, databases: ServiceDatabase
     # Every service's database, each event's records read where its consumers keep them.
     done = Pruned()
     for database in databases.distinct():
-        part = prune(database, retention_seconds=retention, batch_size=batch_size,
-                     max_seconds=args.max_seconds,
+        left = None if args.max_seconds is None else max(0.0, args.max_seconds - done.seconds)
+        part = prune(database, retention_seconds=retention, batch_size=batch_size, max_seconds=left,
                      records_of=lambda subscriber: databases.of_consumer(subscriber.consumer))
         done.add(part)
         done.batches += part.batches

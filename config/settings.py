@@ -250,7 +250,7 @@ class Settings:
     @property
     def database_urls(self) -> dict[str, str]:
         """Each service's database (the shipping service's may be the orders one)."""
-        return {"orders": self.database_url, SHIPPING: self.database_url_for(SHIPPING)}
+        return {ORDERS: self.database_url, SHIPPING: self.database_url_for(SHIPPING)}
 
     @property
     def uses_fast_path(self) -> bool:

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from sqlalchemy import select
+
 from outbox.db import SessionFactory
 from outbox.errors import InvalidArgument
+from outbox.models import Delivery
+from outbox.states import DEAD
 from outbox.subscriptions import registry
 
 
@@ -41,10 +45,16 @@ class ServiceDatabases(Mapping[str, SessionFactory]):
             raise InvalidArgument(f"unknown service {service!r}: one of {', '.join(self._by_service)}")
         return self._by_service[service]
 
-    def of_consumer(self, consumer: str | None) -> SessionFactory:
-        """Where `consumer` keeps its records, letters and controls (home when it names none)."""
-        service = registry.service_of(consumer) if consumer else None
-        return self._by_service.get(service or self.home, self._by_service[self.home])
+    def of_consumer(self, consumer: str | None, service: str | None = None) -> SessionFactory:
+        """Where `consumer` keeps its records, letters and controls (home when it names none).
+        A `service` that is not the consumer's is refused in one line, not searched in vain."""
+        home = self._by_service[self.home]
+        own = registry.service_of(consumer) if consumer else None
+        found = self._by_service.get(own or self.home, home)
+        if service is not None and consumer and self.named(service) is not found:
+            raise InvalidArgument(f"{consumer!r} is a consumer of the {own or self.home} service, "
+                                  f"not of {service!r}")
+        return found if service is None else self.named(service)
 
     def distinct(self) -> list[SessionFactory]:
         """Each database once, the home one first."""
@@ -63,10 +73,28 @@ class ServiceDatabases(Mapping[str, SessionFactory]):
         return [name for name, found in self._by_service.items() if found is database]
 
     def of_letter(self, ref: str | int, service: str | None = None) -> SessionFactory:
-        """The database of the delivery `ref` names: `service`'s when given, else that of the
-        consumer a task id `<event_id>:<consumer>` names, else the home one. (A bare delivery id
-        is a number in one database: the same number in another is another delivery.)"""
+        """The database of the delivery `ref` names. A task id `<event_id>:<consumer>` says it by
+        its consumer. A bare delivery id is a number in each database: `service` says which;
+        without it, the database holding a dead letter of that number (refused in one line when
+        several do), else the home one."""
+        text = str(ref).strip()
+        if ":" in text:
+            return self.of_consumer(text.rsplit(":", 1)[1], service)
         if service is not None:
             return self.named(service)
-        text = str(ref).strip()
-        return self.of_consumer(text.rsplit(":", 1)[1] if ":" in text else None)
+        databases = self.distinct()
+        if text.isdigit() and len(databases) > 1:
+            holding = [database for database in databases if _has_dead_letter(database, int(text))]
+            if len(holding) > 1:
+                names = " and ".join("+".join(self.services_in(database)) for database in holding)
+                raise InvalidArgument(f"dead letter {text} exists in {names}: say which service "
+                                      "(--service / \"service\") or use its task id <event_id>:<consumer>")
+            if holding:
+                return holding[0]
+        return self._by_service[self.home]
+
+
+def _has_dead_letter(database: SessionFactory, delivery_id: int) -> bool:
+    with database() as session:
+        return session.scalar(select(Delivery.id).where(Delivery.id == delivery_id,
+                                                        Delivery.state == DEAD)) is not None

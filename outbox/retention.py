@@ -30,7 +30,7 @@ database's records too; they go right after it (`_prune_crossing` says in which 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +52,9 @@ STATEMENT_TIMEOUT_MS = 5000
 LOCK_TIMEOUT_MS = 1000
 # Between two batches: let the requests and workers have the database.
 PAUSE_SECONDS = 0.02
+# Events crossing databases: how many pages of candidates one batch reads past the ones the
+# other database has not finished (see _ready_across).
+MAX_CROSSING_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,8 @@ def _prune_crossing(session_factory: SessionFactory, *, cutoff: datetime, event_
     before the cutoff. The event and its records here are deleted and committed first, then
     its records there: at no moment is the event present while a record of it is missing (the
     reconciler would take that for a lost message and send it again). A crash between the two
-    commits leaves those few records there, never read again: space, not a second run."""
+    commits leaves those few records there (final, their event gone): space and a line in
+    `dead-letters list --state discarded` at most, never a second run."""
     here = [s.consumer for s in subscribers if records_of(s) is session_factory]
     away: dict[int, tuple[SessionFactory, list[str]]] = {}
     for subscriber in subscribers:
@@ -223,12 +227,8 @@ def _prune_crossing(session_factory: SessionFactory, *, cutoff: datetime, event_
             away.setdefault(id(database), (database, []))[1].append(subscriber.consumer)
     with session_factory.begin() as session:
         _bound(session)
-        candidates = session.scalars(_finished_here(cutoff, event_type, here).limit(limit)).all()
-        ready = set(candidates)
-        for database, consumers in away.values():
-            if ready:
-                ready &= _finished_in(database, ready, consumers, cutoff)
-        event_ids = [event_id for event_id in candidates if event_id in ready]
+        event_ids = _ready_across(session, _finished_here(cutoff, event_type, here), away.values(),
+                                  cutoff=cutoff, limit=limit)
         done = _delete(session, event_ids)
     for database, consumers in away.values():
         if event_ids:
@@ -238,11 +238,42 @@ def _prune_crossing(session_factory: SessionFactory, *, cutoff: datetime, event_
     return done
 
 
+def _ready_across(session: Session, finished_here: Select[Any],
+                  away: Iterable[tuple[SessionFactory, list[str]]], *, cutoff: datetime,
+                  limit: int) -> list[str]:
+    """Up to `limit` events, oldest first, finished here and in every other database.
+
+    The oldest events finished here may not be finished there (a letter still dead in the
+    shipping database): the scan goes on past them, page after page (by published_at, id),
+    so they never stop the pruning of the events behind them. At most `MAX_CROSSING_PAGES`
+    pages per batch: the next pass goes on."""
+    away = list(away)
+    query = finished_here.add_columns(OutboxEvent.published_at).order_by(None).order_by(
+        OutboxEvent.published_at, OutboxEvent.id)
+    ready: list[str] = []
+    after: tuple[datetime, str] | None = None
+    for _page in range(MAX_CROSSING_PAGES):
+        page_query = query if after is None else query.where(
+            (OutboxEvent.published_at > after[0])
+            | ((OutboxEvent.published_at == after[0]) & (OutboxEvent.id > after[1])))
+        page = session.execute(page_query.limit(limit)).all()
+        found = {event_id for event_id, _published in page}
+        for database, consumers in away:
+            if found:
+                found &= _finished_in(database, found, consumers, cutoff)
+        ready += [event_id for event_id, _published in page if event_id in found][:limit - len(ready)]
+        if len(ready) >= limit or len(page) < limit:
+            break
+        after = (page[-1][1], page[-1][0])
+    return ready
+
+
 def _finished_in(database: SessionFactory, event_ids: set[str], consumers: list[str],
                  cutoff: datetime) -> set[str]:
     """Those of `event_ids` that every one of `consumers` finished (resolved) before the cutoff,
     by their records in `database`."""
-    with database() as session:
+    with database.begin() as session:
+        _bound(session)
         rows = session.execute(
             select(Delivery.event_id, func.count())
             .where(Delivery.event_id.in_(event_ids), Delivery.consumer.in_(consumers),

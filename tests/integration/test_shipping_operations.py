@@ -128,15 +128,24 @@ def test_shipping_letters_are_listed_counted_and_replayed_from_every_tool(
     wait_until(lambda: [(d.state, d.attempts) for o in orders if (d := shipping_delivery(runtime, o))]
                == [("dead", 2)] * 2, message="both died again")
 
-    # The carrier is back; the group replay, from the command line: both ship.
+    # The carrier is back. One is replayed from the operator page's button (it posts the task
+    # id: a bare number is one in each database), the other by group from the command line.
     runtime_module.change_settings(dataclasses.replace(runtime_module.current().settings,
                                                        carrier_unavailable_attempts=0))
+    page = client.get("/admin", headers=LOGIN).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+    first = shipping_delivery(runtime, orders[0])
+    assert first is not None
+    [action] = re.findall(rf'action="(/admin/dead-letters/{first.event_id}[^"]*/replay)"', page)
+    pressed = client.post(action, data={"csrf_token": token}, headers=LOGIN)
+    assert pressed.status_code == 302 and "replayed" in pressed.headers["Location"]
+    until_shipping_is(celery_app, runtime, orders[:1], "succeeded")
     code, out, _ = orderflow("dead-letters", "groups", "--consumer", "shipping")
     assert code == 0
     group = out.strip().splitlines()[1].split()
-    assert group[1:4] == ["shipping", "shipping", "2"]
+    assert group[1:4] == ["shipping", "shipping", "1"]
     code, out, err = orderflow("dead-letters", "replay-group", group[0], "--rate", "50", "--reason", "back")
-    assert (code, err) == (0, "") and "2 replayed, 0 skipped" in out
+    assert (code, err) == (0, "") and "1 replayed, 0 skipped" in out
     until_shipping_is(celery_app, runtime, orders, "succeeded")
     # The page's recent orders read shipping's records in its own database.
     page = client.get("/admin", headers=LOGIN).get_data(as_text=True)
@@ -161,3 +170,46 @@ def test_pausing_shipping_from_the_web_holds_it_in_its_own_database(client, runt
     assert client.post("/admin/api/consumers/shipping/resume", headers=LOGIN,
                        json={}).json["consumer"]["status"] == "running"
     assert not consumer_control.read(runtime.sessions("shipping"), "shipping").paused
+
+
+def test_a_service_or_id_that_does_not_say_which_letter_is_refused_in_one_line(
+    client, runtime, orderflow
+):
+    wrong = client.get("/admin/api/dead-letters/1?service=billing", headers=LOGIN)
+    assert wrong.status_code == 422 and "unknown service 'billing'" in wrong.json["error"]["message"]
+    not_a_string = client.post("/admin/api/dead-letters/1/replay", headers=LOGIN, json={"service": 3})
+    assert not_a_string.status_code == 422
+    mismatch = client.post("/admin/api/dead-letters/abc:shipping/discard", headers=LOGIN,
+                           json={"service": "orders", "reason": "x"})
+    assert mismatch.status_code == 422
+    assert "'shipping' is a consumer of the shipping service" in mismatch.json["error"]["message"]
+    code, out, err = orderflow("dead-letters", "replay", "--consumer", "email", "--service", "shipping")
+    assert code != 0 and out == "" and len(err.strip().splitlines()) == 1
+    assert "'email' is a consumer of the orders service, not of 'shipping'" in err
+
+    # A dead letter numbered 1 in each database: a bare "1" is refused, not guessed.
+    for database, consumer in ((runtime.session_factory, "email"),
+                               (runtime.sessions("shipping"), "shipping")):
+        with database.begin() as session:
+            session.add(Delivery(id=1, event_id=f"e-{consumer}", consumer=consumer, state="dead", attempts=1))
+    code, out, err = orderflow("dead-letters", "discard", "1", "--reason", "x")
+    assert code != 0 and "dead letter 1 exists in orders and shipping" in err
+    ambiguous = client.post("/admin/api/dead-letters/1/discard", headers=LOGIN, json={"reason": "x"})
+    assert ambiguous.status_code == 422
+    named = client.post("/admin/api/dead-letters/1/discard", headers=LOGIN,
+                        json={"reason": "gone", "service": "shipping"})
+    assert named.status_code == 200 and named.json["discarded"]["task_id"] == "e-shipping:shipping"
+    # Now only orders has a dead letter 1: the bare number finds it.
+    code, out, err = orderflow("dead-letters", "discard", "1", "--reason", "gone too")
+    assert (code, err) == (0, "") and "e-email:email" in out
+
+
+def test_metrics_say_which_database_is_down_and_leave_half_counts_out(settings, runtime):
+    unreachable = dataclasses.replace(settings, shipping_database_url="postgresql://postgres@127.0.0.1:1/gone")
+    text = create_app({"ORDERFLOW_SETTINGS": unreachable, "AFTER_COMMIT": None}).test_client().get(
+        "/metrics").get_data(as_text=True)
+    assert metric(text, "orderflow_database_up", 'service="orders"') == 1
+    assert metric(text, "orderflow_database_up", 'service="shipping"') == 0
+    assert metric(text, "orderflow_outbox_unpublished", 'service="orders"') == 0
+    # Counted from one database only, the shipping consumer would read as 0 dead letters.
+    assert "orderflow_dead_letters{" not in text
