@@ -54,8 +54,10 @@ def test_ready_summary_comes_last_and_the_database_is_an_embedded_postgresql(run
     after_ready = output.split(READY_LINE, 1)[1].strip().splitlines()
     # Nothing of the start-up (worker banners, "ready." lines) comes after the summary.
     assert [line.split()[0] for line in after_ready] == [
-        "web", "operator", "streams", "flower", "flower", "operator", "broker", "database", "smtp", "cli",
-        "stop"]
+        "web", "operator", "streams", "flower", "flower", "operator", "broker", "database", "shipping",
+        "smtp", "cli", "stop"]
+    [shipping] = [line for line in after_ready if line.startswith("shipping ")]
+    assert "/orderflow_shipping" in shipping  # its own database, on the same embedded server
     system = running.system()
     assert system.ready and system.database_url.startswith("postgresql://postgres@127.0.0.1:")
     server = psutil.Process(system.processes["postgres"].pid)
