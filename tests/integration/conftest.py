@@ -43,6 +43,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
+@pytest.fixture
+def shipping_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A database of its own for the shipping service, of the orders database's kind (a test
+    that wants the two apart puts it in `settings.shipping_database_url`)."""
+    kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    with fresh_database(kind, tmp_path / "shipping") as url:
+        yield url
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked `both_brokers` (where Redis and RabbitMQ behave differently) run on each."""
     if "broker_kind" in metafunc.fixturenames:

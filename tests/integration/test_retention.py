@@ -17,7 +17,6 @@ from outbox.models import DeadLetterAction, Delivery, DeliveryError, OutboxEvent
 from outbox.retention import prune
 from tasks import pruner
 from tasks import runtime as runtime_module
-from tests.support.databases import fresh_database
 from tests.support.orders import place
 from web import create_app
 
@@ -166,13 +165,6 @@ def test_prune_leaves_an_event_someone_holds_and_does_not_wait_for_it(session_fa
         assert count(session_factory, OutboxEvent, held) == 1
     assert prune(session_factory, retention_seconds=30 * DAY).events == 1  # released: taken next time
     assert count(session_factory, OutboxEvent, held) == 0
-
-
-@pytest.fixture
-def shipping_url(database_url, tmp_path):
-    kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
-    with fresh_database(kind, tmp_path / "shipping") as url:
-        yield url
 
 
 def hop(runtime, *, written_in: str, event_type: str, consumer: str, state: str, days_ago: float) -> str:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +16,6 @@ from outbox import consumer_control
 from outbox.models import ConsumerState, Delivery, OutboxEvent
 from tasks import runtime as runtime_module
 from tasks.relay import relay_once
-from tests.support.databases import fresh_database
 from tests.support.orders import address, place
 from tests.support.waiting import wait_until
 from web import create_app
@@ -27,13 +24,6 @@ PASSWORD = "s3cret-for-tests"
 LOGIN = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
 # 99999: the carrier is away (for this many calls per booking), until the test brings it back.
 AWAY = 1_000_000
-
-
-@pytest.fixture
-def shipping_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
-    with fresh_database(kind, tmp_path / "shipping") as url:
-        yield url
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@ placed -> reserved -> shipped (two mails), and 00000 -> cancelled (refund, stock
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -19,16 +17,8 @@ from outbox.models import Delivery, OutboxEvent
 from shipping.models import Shipment
 from tasks.relay import relay_once
 from tasks.republisher import reconcile_once
-from tests.support.databases import fresh_database
 from tests.support.orders import address, place, stock
 from tests.support.waiting import wait_until
-
-
-@pytest.fixture
-def shipping_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
-    with fresh_database(kind, tmp_path / "shipping") as url:
-        yield url
 
 
 @pytest.fixture
